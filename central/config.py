@@ -1,0 +1,149 @@
+"""Central's settings, read once from the environment (MERAAPENT_*), and its on-disk secrets.
+
+Settings are a frozen value so every part of central sees the same configuration; overrides exist for the
+CLI (--db, --data-dir) and for tests. Secrets live in files under <data_dir>/secrets/ (never in the repo,
+the database or the logs), created on first use with owner-only permissions.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "MERAAPENT_"
+UID_HASH_KEY_FILE = "uid-hash.key"
+UID_HASH_KEY_BYTES = 32
+
+
+class ConfigError(ValueError):
+    """A setting has a value central cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything central needs to know about its environment."""
+
+    data_dir: Path = Path("var")
+    db_url: str = ""
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    mqtt_username: str | None = None
+    mqtt_password: str | None = field(default=None, repr=False)
+    token_issuer: str = "asker"  # noqa: S105 (an issuer name, not a secret)
+    event_retention_days: int = 30
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if not self.db_url:
+            object.__setattr__(self, "db_url", default_db_url(self.data_dir))
+        if not 0 < self.mqtt_port < 65536:
+            raise ConfigError(f"MERAAPENT_MQTT_PORT must be 1–65535, got {self.mqtt_port}")
+        if self.event_retention_days < 1:
+            raise ConfigError(
+                f"MERAAPENT_EVENT_RETENTION_DAYS must be at least 1, got {self.event_retention_days}"
+            )
+        if not self.token_issuer:
+            raise ConfigError("MERAAPENT_TOKEN_ISSUER must not be empty")
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+    def uid_hash_key(self) -> bytes:
+        """The HMAC key for card UIDs: 32 random bytes made on first use, then read back.
+
+        Losing it makes every stored card hash useless, so it is never regenerated over an existing file.
+        """
+        return read_or_create_secret(self.secrets_dir / UID_HASH_KEY_FILE, UID_HASH_KEY_BYTES)
+
+
+def default_db_url(data_dir: Path) -> str:
+    """SQLite in the data directory: the embedded default that needs no server."""
+    return f"sqlite:///{Path(data_dir) / 'central.db'}"
+
+
+_FIELDS: dict[str, type] = {
+    "data_dir": Path,
+    "db_url": str,
+    "mqtt_host": str,
+    "mqtt_port": int,
+    "mqtt_username": str,
+    "mqtt_password": str,
+    "token_issuer": str,
+    "event_retention_days": int,
+}
+
+
+def _parse(name: str, raw: str) -> Any:
+    kind = _FIELDS[name]
+    if kind is int:
+        try:
+            return int(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be a whole number, got {raw!r}") from None
+    if kind is Path:
+        return Path(raw).expanduser()
+    return raw
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from `env` (default: os.environ), then keyword overrides; None overrides are ignored.
+
+    An empty environment variable counts as unset, so `MERAAPENT_DB_URL=` falls back to the default.
+    """
+    source = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for name in _FIELDS:
+        raw = source.get(ENV_PREFIX + name.upper())
+        if raw:
+            values[name] = _parse(name, raw)
+    unknown = set(overrides) - set(_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)
+
+
+def _ensure_private_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+
+
+def read_or_create_secret(path: Path, nbytes: int) -> bytes:
+    """Read a secret of exactly `nbytes` (stored as hex text) or create it atomically with mode 0600."""
+    _ensure_private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _read_secret(path, nbytes)
+    value = secrets.token_bytes(nbytes)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value.hex() + "\n")
+    return value
+
+
+def _read_secret(path: Path, nbytes: int) -> bytes:
+    text = path.read_text().strip()
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        raise ConfigError(f"secret file {path} is not hex text; restore it from backup") from None
+    if len(value) != nbytes:
+        raise ConfigError(
+            f"secret file {path} holds {len(value)} bytes, expected {nbytes}; restore it from backup"
+        )
+    return value
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write `text` to a new or existing file readable by the owner only (0600), parent created if needed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
