@@ -1,11 +1,38 @@
-"""The `meraapent` command: one entry point, one sub-command per part of the system."""
+"""The `meraapent` command: one entry point, one sub-command per part of the system.
+
+Errors reach the operator as one line on stderr and a non-zero exit code; a traceback is shown only when
+MERAAPENT_DEBUG=1, because the people running this on a Pi at a library are not Python developers.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="Meråpent door access and kiosk controller.")
+from central.cli import app as central_app
+from meraapent.keys_cli import app as keys_app
+from meraapent.token_cli import app as token_app
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Meråpent door access and kiosk controller.",
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(central_app, name="central", help="The central authorisation service.")
+app.add_typer(keys_app, name="keys", help="Signing keys for phone tokens.")
+app.add_typer(token_app, name="token", help="Issue and verify phone tokens.")
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # the last line of defence: one clear line instead of a traceback
+        if os.environ.get("MERAAPENT_DEBUG") == "1":
+            raise
+        typer.echo(f"error: {exc or type(exc).__name__} (set MERAAPENT_DEBUG=1 for details)", err=True)
+        sys.exit(1)

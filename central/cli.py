@@ -1,0 +1,133 @@
+"""`meraapent central ...`: run central's database chores from the shell.
+
+Every command takes its settings from the environment (MERAAPENT_*) with --db / --data-dir overrides via
+`_settings`, and turns expected failures into one line on stderr and exit code 1 via `cli_errors`.
+New commands (e.g. `serve`) should use both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+
+from central.config import ConfigError, Settings, load_settings
+from central.db import DatabaseUrlError, SchemaOutOfDateError, migrate
+from central.schedules import ScheduleError
+from central.security import CardUidError, PinFormatError
+from central.seed import run_seed
+
+app = typer.Typer(no_args_is_help=True, help="Central authorisation service: database and data.")
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default: MERAAPENT_DB_URL or SQLite in the data dir)."),
+]
+DataDirOption = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory (default: MERAAPENT_DATA_DIR or ./var).")
+]
+
+
+def _settings(db: str | None = None, data_dir: Path | None = None) -> Settings:
+    """Settings from the environment with the command-line overrides applied."""
+    return load_settings(db_url=db, data_dir=data_dir)
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unparseable URL)"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@contextmanager
+def cli_errors(db_url: str | None = None) -> Iterator[None]:
+    """Turn expected failures into one clear line on stderr and exit code 1 (no stack trace)."""
+    try:
+        yield
+    except (
+        ConfigError,
+        DatabaseUrlError,
+        SchemaOutOfDateError,
+        ScheduleError,
+        PinFormatError,
+        CardUidError,
+    ) as exc:
+        _fail(str(exc))
+    except DBAPIError as exc:
+        where = f" at {_safe_url(db_url)}" if db_url else ""
+        _fail(f"database error{where}: {_first_line(exc)}")
+    except SQLAlchemyError as exc:
+        _fail(f"database error: {_first_line(exc)}")
+    except OSError as exc:
+        _fail(f"cannot use {exc.filename or 'file'}: {exc.strerror or exc}")
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+@app.command("migrate")
+def migrate_command(db: DbOption = None) -> None:
+    """Create or upgrade the database schema to the newest version (safe to run again)."""
+    with cli_errors():
+        settings = _settings(db)
+    with cli_errors(settings.db_url):
+        migrate(settings.db_url)
+        typer.echo(f"Database is up to date: {_safe_url(settings.db_url)}")
+
+
+@app.command("seed")
+def seed_command(db: DbOption = None, data_dir: DataDirOption = None) -> None:
+    """Add the Asker demo data (sites, doors, people, demo cards with PIN 1234, bookings). Idempotent."""
+    with cli_errors():
+        settings = _settings(db, data_dir)
+    with cli_errors(settings.db_url):
+        report = run_seed(settings)
+        typer.echo(report.summary())
+        if report.admin_token_path is not None:
+            typer.echo(f"Admin API token written to {report.admin_token_path} (readable by you only).")
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port to listen on.")] = 8000,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+    no_gateway: Annotated[
+        bool, typer.Option("--no-gateway", help="Run without the MQTT gateway (commands then answer 503).")
+    ] = False,
+) -> None:
+    """Run the REST API (OpenAPI docs at /docs) and the MQTT gateway until Ctrl-C.
+
+    Run `meraapent central migrate` first: a server never changes the schema behind an operator's back.
+    """
+    import uvicorn
+
+    from central.api import create_app
+    from central.db import ensure_migrated, make_engine
+
+    with cli_errors():
+        settings = _settings(db, data_dir)
+    with cli_errors(settings.db_url):
+        engine = make_engine(settings.db_url)
+        try:
+            ensure_migrated(engine)
+            api = create_app(settings, engine=engine, start_gateway=not no_gateway)
+            where = _safe_url(settings.db_url)
+            typer.echo(f"Central API on http://{host}:{port} (docs at /docs), database {where}")
+            uvicorn.run(api, host=host, port=port, log_level="info")
+        finally:
+            engine.dispose()
