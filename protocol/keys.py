@@ -276,10 +276,19 @@ class PublicKeySet:
         return cls(keys)
 
     def to_messages(self) -> list[PublicKey]:
-        """The keys as `signing_keys` message members (the message has no validity window yet)."""
-        return [PublicKey(kid=key.kid, x=b64url_encode(key.x), active=key.active) for key in self]
+        """The keys as `signing_keys` message members, validity windows included."""
+        return [
+            PublicKey(
+                kid=key.kid,
+                x=b64url_encode(key.x),
+                active=key.active,
+                not_before=key.not_before,
+                not_after=key.not_after,
+            )
+            for key in self
+        ]
 
     @classmethod
     def from_messages(cls, keys: Iterable[PublicKey]) -> PublicKeySet:
         """The set an agent builds from a received `signing_keys` message."""
-        return cls.from_jwks({"keys": [msgspec.structs.asdict(key) for key in keys]})
+        return cls.from_jwks({"keys": [msgspec.to_builtins(key) for key in keys]})

@@ -228,6 +228,12 @@ class PublicKey(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     crv: Literal["Ed25519"] = "Ed25519"
     alg: Literal["EdDSA"] = "EdDSA"
     active: bool = True
+    not_before: UtcTime | None = None
+    not_after: UtcTime | None = None
+
+    def __post_init__(self) -> None:
+        if self.not_before is not None and self.not_after is not None:
+            _ordered(self.not_before, self.not_after, "not_before", "not_after")
 
 
 class SigningKeys(Message, tag="signing_keys", frozen=True):

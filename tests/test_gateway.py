@@ -222,6 +222,23 @@ def test_events_sent_while_central_and_broker_were_down_land_once(
     agent.close()
 
 
+def test_a_long_outage_of_central_loses_no_event_the_broker_queued(
+    start_gateway: Callable[[], Gateway], agent: FakeAgent, sessions: sessionmaker[Session], world: World
+) -> None:
+    """More events than mosquitto queues per client by default (1000) wait for central; all of them land."""
+    start_gateway().stop()  # central's persistent session exists, central is down
+    burst = [access(seq=i) for i in range(2500)]
+    pending = [
+        agent.client.publish(site_topic(agent.site, Channel.EVENT), codec.encode(event), qos=1)
+        for event in burst
+    ]
+    for info in pending:
+        info.wait_for_publish(WAIT_S)
+    start_gateway()
+    agent.wait_acked({e.event_id for e in burst}, timeout=60)
+    assert sorted(stored_event_ids(sessions)) == sorted(str(e.event_id) for e in burst)
+
+
 def test_a_silently_dead_connection_is_noticed_and_replaced(
     engine: Engine,
     private_mosquitto: MosquittoBroker,

@@ -9,6 +9,7 @@ from typing import Any
 
 import base45
 import cbor2
+import msgspec
 import pytest
 import segno
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -517,6 +518,24 @@ def test_keys_travel_in_the_signing_keys_message(private_key: Ed25519PrivateKey)
     keys = PublicKeySet.from_messages(received.keys)
     text = issue_token(make_claims(), private_key, key_id(private_key))
     assert verify_token(text, keys, NOW) == make_claims()
+
+
+def test_a_key_validity_window_travels_in_the_signing_keys_message(
+    private_key: Ed25519PrivateKey, issue: Callable[..., str]
+) -> None:
+    ended = PublishedKey(private_key.public_key(), not_after=NOW - timedelta(days=1))
+    message = m.SigningKeys(issuer="asker", issued_at=NOW, keys=PublicKeySet([ended]).to_messages())
+    received = codec.decode(codec.encode(message), m.SigningKeys)
+    assert received.keys[0].not_after == NOW - timedelta(days=1)
+    assert refusal(issue(), PublicKeySet.from_messages(received.keys)) is TokenRefusal.KEY_NOT_VALID
+
+
+def test_a_signing_keys_message_with_a_reversed_window_is_refused(private_key: Ed25519PrivateKey) -> None:
+    member = PublicKeySet([PublishedKey(private_key.public_key())]).to_messages()[0]
+    raw = msgspec.to_builtins(m.SigningKeys(issuer="asker", issued_at=NOW, keys=[member]))
+    raw["keys"][0].update(not_before="2025-03-02T00:00:00Z", not_after="2025-03-01T00:00:00Z")
+    with pytest.raises(codec.ProtocolError, match="not_before must be before not_after"):
+        codec.decode(msgspec.json.encode(raw), m.SigningKeys)
 
 
 def _jwk(private_key: Ed25519PrivateKey, **changes: Any) -> dict[str, Any]:
