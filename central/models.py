@@ -30,6 +30,7 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
     inspect,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
@@ -557,7 +558,18 @@ class ReplicaChange(Base):
     """One entry of a site's ordered credential delta log; agents apply them by `seq` and resync on a gap."""
 
     __tablename__ = "replica_changes"
-    __table_args__ = (UniqueConstraint("site_id", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("site_id", "seq"),
+        # The publisher looks for unpublished changes every fraction of a second; a partial index keeps
+        # that cheap however long the published log grows.
+        Index(
+            "ix_replica_changes_unpublished",
+            "site_id",
+            "seq",
+            sqlite_where=text("published_at IS NULL"),
+            postgresql_where=text("published_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))

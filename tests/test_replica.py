@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
 
 from central.db import make_engine, migrate, session_factory
@@ -32,6 +32,7 @@ from central.models import (
     OpeningHours,
     Person,
     PersonKind,
+    ReplicaChange,
     Room,
     Site,
     Zone,
@@ -351,6 +352,39 @@ def test_snapshot_taken_while_changes_wait_continues_with_them(session: Session,
     publish_pending(session, world.nord, agent)  # would fail on a gap
     assert agent.seq == 1
     assert build_snapshot(session, "nord").seq == 1
+
+
+def test_pruning_drops_only_long_published_changes_and_the_log_continues(
+    session: Session, world: World
+) -> None:
+    kari = card_of(world.people["kari"])
+    agent = Agent()
+    agent.load(build_snapshot(session, "nord"))
+    for days_ago in (8, 6):  # one change published eight days ago, one six days ago
+        kari.valid_until = NOW + timedelta(days=days_ago)
+        replica_log.record_credential_change(session, kari.id)
+        publish_pending(session, world.nord, agent)
+        session.execute(
+            update(ReplicaChange)
+            .where(ReplicaChange.site_id == world.nord.id, ReplicaChange.seq == agent.seq)
+            .values(published_at=NOW - timedelta(days=days_ago))
+        )
+    kari.valid_until = NOW + timedelta(days=1)
+    replica_log.record_credential_change(session, kari.id)  # waiting to be published
+    session.commit()
+
+    def logged() -> list[int]:
+        return sorted(
+            session.execute(select(ReplicaChange.seq).where(ReplicaChange.site_id == world.nord.id)).scalars()
+        )
+
+    assert logged() == [1, 2, 3]
+    assert replica_log.prune_published(session, NOW) == 1  # sor's changes were never published: they stay
+    assert logged() == [2, 3]
+    assert build_snapshot(session, "nord").seq == 2  # a fresh agent still continues with seq 3
+    publish_pending(session, world.nord, agent)
+    assert agent.seq == 3
+    assert agent.credentials[f"c{kari.id}"].valid_until == NOW + timedelta(days=1)
 
 
 def test_a_deleted_credential_is_removed(session: Session, world: World) -> None:

@@ -29,7 +29,7 @@ from central.db import utcnow
 from central.gateway.link import LinkDownError, MqttLink, PublishRefusedError
 from central.models import Site
 from central.replica import UnknownSiteError, build_snapshot
-from central.services.replica_log import build_delta, mark_published, pending_sites
+from central.services.replica_log import build_delta, mark_published, pending_sites, prune_published
 from central.services.site_config import build_revocations, build_site_config
 from protocol import codec
 from protocol import messages as m
@@ -43,6 +43,7 @@ RETAINED_CHANNELS = (Channel.CONFIG, Channel.REVOCATIONS, Channel.KEYS)
 SUBSCRIPTIONS = tuple(site_filter(None, channel) for channel in RETAINED_CHANNELS)
 SNAPSHOT_TIMEOUT_S = 120.0
 SNAPSHOT_MIN_INTERVAL_S = 2.0
+PRUNE_INTERVAL_S = 3600.0  # how often published replica changes older than PUBLISHED_KEEP are deleted
 
 KeysProvider = Callable[[], m.SigningKeys | None]
 
@@ -121,6 +122,7 @@ class Publisher:
         self._last_snapshot: dict[str, float] = {}  # site -> monotonic time of its last snapshot
         self._connected_at: float | None = None  # monotonic time of the connect not yet followed by a push
         self._state_due = 0.0
+        self._prune_due = 0.0
         self.deltas_published = 0
         self.snapshots_published = 0
         self.state_published = 0
@@ -210,6 +212,9 @@ class Publisher:
             self._state_due = time.monotonic() + self.refresh_s
         self.publish_deltas()
         self.publish_snapshots()
+        if time.monotonic() >= self._prune_due:
+            self.prune_log()
+            self._prune_due = time.monotonic() + PRUNE_INTERVAL_S
 
     # --- retained state --------------------------------------------------------------------------------
 
@@ -279,6 +284,12 @@ class Publisher:
                     removes=len(delta.remove),
                 )
                 after = delta.seq
+
+    def prune_log(self) -> None:
+        with self._sessions() as session, session.begin():
+            pruned = prune_published(session)
+        if pruned:
+            log.info("publisher.replica_log_pruned", changes=pruned)
 
     def publish_snapshots(self) -> None:
         """Requested snapshots, at most one per site every SNAPSHOT_MIN_INTERVAL_S (a confused agent that

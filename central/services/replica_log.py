@@ -27,10 +27,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, union, update
+from sqlalchemy import delete, func, insert, select, union, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -64,6 +64,10 @@ from protocol import messages as m
 
 # One delta stays far below ReplicaDelta.max_bytes (8 MiB) even if every change is an upsert with a PIN hash.
 DELTA_MAX_CHANGES = 2000
+
+# Published changes are never read again (an agent that missed one asks for a snapshot), so they are kept
+# only this long, for a person investigating what reached a site when.
+PUBLISHED_KEEP = timedelta(days=7)
 
 # op, credential id (None for bookings and deleted credentials), ref
 Entry = tuple[ReplicaOp, int | None, str]
@@ -280,3 +284,14 @@ def mark_published(session: Session, site_id: int, up_to_seq: int, at: datetime 
         .values(published_at=at or utcnow())
         .execution_options(synchronize_session=False)
     )
+
+
+def prune_published(session: Session, now: datetime | None = None, keep: timedelta = PUBLISHED_KEEP) -> int:
+    """Delete changes published longer than `keep` ago; returns how many. Unpublished ones always stay."""
+    cutoff = (now or utcnow()) - keep
+    result = session.execute(
+        delete(ReplicaChange)
+        .where(ReplicaChange.published_at.is_not(None), ReplicaChange.published_at < cutoff)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
