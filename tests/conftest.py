@@ -14,8 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import argon2
 import pytest
 
+from central.security import use_pin_hash_parameters
 from tests.infra import (
     MosquittoBroker,
     PostgresCluster,
@@ -26,6 +28,14 @@ from tests.infra import (
 
 _POSTGRES_FIXTURES = {"postgres_cluster", "postgres_url"}
 _MQTT_FIXTURES = {"mosquitto", "private_mosquitto"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_pin_hashing() -> Iterator[None]:
+    """Every test hashes PINs with argon2's cheapest parameters; stored hashes stay verifiable either way."""
+    previous = use_pin_hash_parameters(argon2.profiles.CHEAPEST)
+    yield
+    use_pin_hash_parameters(previous)
 
 
 @pytest.fixture(scope="session")

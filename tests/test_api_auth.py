@@ -20,8 +20,8 @@ PUBLIC = {"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
 
 
 @pytest.fixture
-def api(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
-    with make_api(db_url, tmp_path, monkeypatch, gateway=FakeGateway()) as api:
+def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
+    with make_api(db_url, tmp_path, gateway=FakeGateway()) as api:
         yield api
 
 

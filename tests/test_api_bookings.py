@@ -16,8 +16,8 @@ VEGA = ApiRole.BOOKING_INTEGRATION
 
 
 @pytest.fixture
-def api(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
-    with make_api(db_url, tmp_path, monkeypatch) as api:
+def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
+    with make_api(db_url, tmp_path) as api:
         make_site(api)
         yield api
 

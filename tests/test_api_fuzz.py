@@ -62,8 +62,8 @@ QUERIES = [
 
 
 @pytest.fixture
-def api(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
-    with make_api(db_url, tmp_path, monkeypatch, gateway=FakeGateway()) as api:
+def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
+    with make_api(db_url, tmp_path, gateway=FakeGateway()) as api:
         make_site(api)
         api.ok("POST", "/people", json={"kind": "resident", "display_name": "Kari"})
         api.ok("POST", "/access-groups", json={"slug": "innbyggere", "name": "Innbyggere"})

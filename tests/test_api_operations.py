@@ -32,8 +32,8 @@ T0 = datetime(2030, 5, 6, 18, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def api(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
-    with make_api(db_url, tmp_path, monkeypatch, gateway=FakeGateway()) as api:
+def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
+    with make_api(db_url, tmp_path, gateway=FakeGateway()) as api:
         make_site(api)
         yield api
 
@@ -196,9 +196,9 @@ def test_command_without_a_connected_gateway_is_503_and_not_audited(api: Api) ->
 
 
 def test_command_on_a_server_without_gateway_is_503(
-    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_url: str, tmp_path: Path
 ) -> None:
-    with make_api(db_url, tmp_path, monkeypatch, gateway=None) as api:
+    with make_api(db_url, tmp_path, gateway=None) as api:
         make_site(api)
         body = problem(api.post("/sites/holmen/commands", json={"action": "normal", "reason": "test"}), 503)
         assert "without the MQTT gateway" in body["detail"]

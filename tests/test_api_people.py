@@ -17,8 +17,8 @@ UID = "04A1B2C3D4E5F6"
 
 
 @pytest.fixture
-def api(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
-    with make_api(db_url, tmp_path, monkeypatch) as api:
+def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
+    with make_api(db_url, tmp_path) as api:
         yield api
 
 

@@ -14,8 +14,8 @@ from tests.test_api_support import Api, FakeGateway, fields_at_fault, make_api, 
 
 
 @pytest.fixture
-def api(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
-    with make_api(db_url, tmp_path, monkeypatch, gateway=FakeGateway()) as api:
+def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
+    with make_api(db_url, tmp_path, gateway=FakeGateway()) as api:
         yield api
 
 

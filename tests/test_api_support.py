@@ -1,7 +1,7 @@
 """Helpers for the API tests (no tests here): a migrated database, one API user per role, a test client.
 
-Each API test module builds its `api` fixture with `make_api`; PIN hashing uses cheap argon2 parameters
-(the production ones cost ~50 ms a hash, which only slows the suite without testing anything more).
+Each API test module builds its `api` fixture with `make_api`. PIN hashing uses cheap argon2 parameters in
+every test (tests/conftest.py): the production ones cost ~50 ms a hash and test nothing more.
 """
 
 from __future__ import annotations
@@ -13,12 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-import central.security
 from central.api import create_app
 from central.config import Settings
 from central.db import make_engine, migrate, session_factory, session_scope
@@ -94,12 +91,6 @@ class Api:
         return None if response.status_code == 204 else response.json()
 
 
-def cheap_pin_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        central.security, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    )
-
-
 def add_api_users(engine: Engine) -> None:
     with session_scope(session_factory(engine)) as session:
         for role, token in TOKENS.items():
@@ -114,9 +105,8 @@ def add_api_users(engine: Engine) -> None:
 
 @contextmanager
 def make_api(
-    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gateway: FakeGateway | None = None
+    db_url: str, tmp_path: Path, gateway: FakeGateway | None = None
 ) -> Iterator[Api]:
-    cheap_pin_hashing(monkeypatch)
     migrate(db_url)
     engine = make_engine(db_url)
     add_api_users(engine)

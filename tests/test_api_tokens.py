@@ -17,8 +17,8 @@ from tests.test_api_support import Api, fields_at_fault, make_api, make_site, pr
 
 
 @pytest.fixture
-def api(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
-    with make_api(db_url, tmp_path, monkeypatch) as api:
+def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
+    with make_api(db_url, tmp_path) as api:
         make_site(api)
         generate_key(api.settings.data_dir)
         yield api
@@ -110,9 +110,9 @@ def test_tokens_are_refused_for_the_wrong_person_place_or_shape(api: Api) -> Non
 
 
 def test_without_a_signing_key_tokens_are_503(
-    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_url: str, tmp_path: Path
 ) -> None:
-    with make_api(db_url, tmp_path, monkeypatch) as api:
+    with make_api(db_url, tmp_path) as api:
         make_site(api)
         pid = phone_holder(api)
         body = problem(

@@ -9,12 +9,15 @@ import pytest
 
 from central.config import ConfigError, load_settings
 from central.security import (
+    PIN_HASH_PARAMETERS,
     CardUidError,
     PinFormatError,
     api_token_hash,
     card_uid_hash,
     hash_pin,
     new_api_token,
+    pin_needs_rehash,
+    use_pin_hash_parameters,
     verify_pin,
 )
 
@@ -78,6 +81,19 @@ def test_pin_hash_verifies_only_the_right_pin() -> None:
     assert not verify_pin(stored, "1235")
     assert not verify_pin(stored, "12345")
     assert hash_pin("1234") != stored  # salted
+
+
+def test_production_pin_hashes_are_argon2id_at_64_mib_and_outlive_a_parameter_change() -> None:
+    cheap = use_pin_hash_parameters(PIN_HASH_PARAMETERS)
+    try:
+        stored = hash_pin("2468")
+        assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+        assert not pin_needs_rehash(stored)
+    finally:
+        use_pin_hash_parameters(cheap)
+    assert verify_pin(stored, "2468")  # a hash keeps its own parameters
+    assert not verify_pin(stored, "2469")
+    assert pin_needs_rehash(stored)  # differs from today's (cheap test) parameters
 
 
 @pytest.mark.parametrize("pin", ["", "123", "123456789", "12a4", "12 34", "١٢٣٤", "1234\n"])
