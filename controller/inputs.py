@@ -1,8 +1,8 @@
 """What the hardware tells the agent: one small vocabulary every device adapter speaks.
 
-Adapters (gpiozero pins, PC/SC and OSDP readers, keypads, QR scanners; their twins in hw_sim/) run in their own
-threads and only ever call an `InputSink` with one of these events. The agent consumes them in order on its
-own thread, so the decision and door logic never see a device library.
+Adapters (gpiozero pins, PC/SC and OSDP readers, keypads, QR scanners; their twins in hw_sim/) run in their
+own threads and only ever call an `InputSink` with one of these events. The agent consumes them in order on
+its own thread, so the decision and door logic never see a device library.
 """
 
 from __future__ import annotations

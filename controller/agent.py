@@ -1,0 +1,754 @@
+"""The site agent: one thread that turns hardware inputs and central's messages into door actions and events.
+
+Everything arrives in one queue (card taps, key presses, scanned codes and pin edges from the device adapters;
+config, replica, keys, revocations, commands and acks from the MQTT link) and is handled in order on the
+agent's thread, so the pure parts (decision engine, door and site machines) never see a lock or a device.
+Timers are the machines' `next_deadline()`s: `tick()` runs them.
+
+Order of work for a decision: drive the door first (the resident is waiting), then write the event to the
+journal, then publish it. An event leaves the journal only when central acknowledges that it is committed.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+
+from controller import door as d
+from controller import site as s
+from controller.clock import Clock
+from controller.commands import CommandGuard, SqliteNonceStore
+from controller.decide import ClockPolicy, SiteView, Verdict, clock_trusted, decide_card, decide_token, denied
+from controller.inputs import (
+    CardPresented,
+    CodeScanned,
+    InputChanged,
+    InputEvent,
+    KeyPressed,
+    ReaderStatus,
+    Signal,
+)
+from controller.journal import Journal, JournalError, JournalFull
+from controller.pin import PinEntry, PinGuard, PinHashError, PinOutcome, verify_pin
+from controller.replica import DeltaResult, Replica, ReplicaError
+from controller.uid import CardUidError, card_uid_hash
+from protocol import codec
+from protocol import messages as m
+from protocol.keys import KeySetError, PublicKeySet
+from protocol.token import PREFIX as TOKEN_PREFIX
+
+log = structlog.get_logger("controller.agent")
+
+RESEND_AFTER_S = 30.0  # an unacknowledged event is published again after this long
+SITE_TICK_S = 1.0
+DISK_CHECK_S = 60.0
+ALARM_SEVERITY = {
+    m.AlarmKind.FORCED_OPEN: m.Severity.CRITICAL,
+    m.AlarmKind.HELD_OPEN: m.Severity.WARNING,
+    m.AlarmKind.TAMPER: m.Severity.CRITICAL,
+    m.AlarmKind.FIRE: m.Severity.CRITICAL,
+    m.AlarmKind.PIN_BRUTE_FORCE: m.Severity.WARNING,
+    m.AlarmKind.TAILGATING: m.Severity.WARNING,
+    m.AlarmKind.LOCK_FAULT: m.Severity.CRITICAL,
+    m.AlarmKind.READER_OFFLINE: m.Severity.WARNING,
+    m.AlarmKind.DISK_LOW: m.Severity.CRITICAL,
+    m.AlarmKind.CLOCK_UNSET: m.Severity.WARNING,
+    m.AlarmKind.INTRUDER: m.Severity.CRITICAL,
+}
+
+
+class DoorHardware(Protocol):
+    """What the agent drives at one door (controller.hardware builds it from gpiozero devices)."""
+
+    def set_unlocked(self, unlocked: bool) -> None: ...
+
+    def buzzer(self, on: bool) -> None: ...
+
+
+class SiteHardware(Protocol):
+    def lights(self, zone: str, on: bool) -> None: ...
+
+    def intruder_armed(self, armed: bool) -> None: ...
+
+    def announce_closing(self, minutes_left: int) -> None: ...
+
+
+class Link(Protocol):
+    """The MQTT side as the agent uses it (controller.link.AgentLink)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def publish_event(self, payload: bytes) -> object: ...
+
+    def publish_door_state(self, state: m.DoorState) -> object: ...
+
+    def publish_command_result(self, result: m.CommandResult) -> object: ...
+
+    def request_snapshot(self, have_seq: int | None, reason: str) -> object: ...
+
+
+class NoSiteHardware:
+    def lights(self, zone: str, on: bool) -> None:
+        pass
+
+    def intruder_armed(self, armed: bool) -> None:
+        pass
+
+    def announce_closing(self, minutes_left: int) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Received:
+    """A message from central, handed over from the MQTT thread."""
+
+    message: m.Message
+
+
+@dataclass(frozen=True)
+class Connected:
+    """The link (re)connected: resend what central has not acknowledged."""
+
+
+Work = InputEvent | Received | Connected | Callable[[], None]
+
+
+@dataclass
+class AgentSettings:
+    site: str
+    name: str
+    data_dir: Path
+    uid_hash_key: bytes = field(repr=False)
+    clock_policy: ClockPolicy = ClockPolicy.STAFF_ONLY
+    journal_max_bytes: int = 256 * 1024 * 1024
+
+
+@dataclass
+class _PendingPin:
+    credential: m.Credential
+    bookings: list[m.Booking]
+    method: m.Method = m.Method.CARD_PIN
+
+
+class Agent:
+    """The site's decisions and door control. Thread-safe entry points: `submit` and the link handler
+    methods; everything else runs on the agent's thread (`run`, or `drain`/`tick` in tests)."""
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        clock: Clock,
+        doors: dict[str, DoorHardware],
+        *,
+        site_hardware: SiteHardware | None = None,
+        link: Link | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.hardware = doors
+        self.site_hardware = site_hardware or NoSiteHardware()
+        self.link = link
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.replica = open_replica(settings.data_dir / "replica.db", settings.site)
+        self.journal = Journal(
+            settings.data_dir / "journal.db",
+            site=settings.site,
+            agent=settings.name,
+            max_bytes=settings.journal_max_bytes,
+        )
+        self._nonces = SqliteNonceStore(settings.data_dir / "nonces.db")
+        self.commands = CommandGuard(settings.site, remember=self._nonces)
+        self.pin_guard = PinGuard()
+        self.pins: dict[str, PinEntry] = {slug: PinEntry() for slug in doors}
+        self._pending_pin: dict[str, _PendingPin] = {}
+        self._inbox: queue.Queue[Work] = queue.Queue()
+        self._sent: dict[str, float] = {}  # event id -> monotonic time it was last published
+        self._next_site_tick = 0.0
+        self._next_disk_check = 0.0
+        self._disk_alarm = False
+        self._clock_alarm = False
+        self._keys: PublicKeySet | None = None
+        self.view: SiteView | None = None
+        self.site_machine: s.SiteMachine | None = None
+        self._site_layout: tuple[list[str], list[str]] | None = None
+        now = clock.monotonic()
+        self.doors = {slug: d.DoorMachine(d.DoorSettings(slug=slug), now) for slug in doors}
+        for slug in doors:
+            self._drive(slug, d.DoorMachine.safe_outputs())
+        self._load_retained()
+        self.journal.system(clock.now(), kind="agent-started", detail=f"{len(doors)} doors")
+
+    # --- thread-safe entry points ------------------------------------------------------------------------
+
+    def submit(self, work: Work) -> None:
+        """The InputSink of every device adapter, and how the link hands over messages."""
+        self._inbox.put(work)
+
+    def on_message(self, message: m.Message) -> None:
+        self.submit(Received(message))
+
+    on_config = on_keys = on_revocations = on_snapshot = on_delta = on_command = on_ack = on_message
+
+    def on_connected(self) -> None:
+        self.submit(Connected())
+
+    # --- the loop ----------------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Handle work until `stop` is set; sleeps exactly until the next timer when idle."""
+        while not stop.is_set():
+            self.drain(timeout=self._sleep_for())
+            self.tick()
+
+    def drain(self, timeout: float = 0.0) -> int:
+        """Handle everything queued (waiting up to `timeout` for the first item); returns how many."""
+        handled = 0
+        try:
+            work = self._inbox.get(timeout=timeout) if timeout > 0 else self._inbox.get_nowait()
+        except queue.Empty:
+            return 0
+        while True:
+            self._handle(work)
+            handled += 1
+            try:
+                work = self._inbox.get_nowait()
+            except queue.Empty:
+                return handled
+
+    def _sleep_for(self) -> float:
+        now = self.clock.monotonic()
+        deadlines = [self._next_site_tick]
+        deadlines += [t for t in (m_.next_deadline() for m_ in self.doors.values()) if t is not None]
+        return min(max(min(deadlines) - now, 0.001), 0.5)
+
+    def tick(self) -> None:
+        """Run the timers that are due: door timeouts, PIN timeouts, the site's hours, resends."""
+        mono = self.clock.monotonic()
+        for slug, machine in self.doors.items():
+            due = machine.next_deadline()
+            if due is not None and due <= mono:
+                self._drive(slug, machine.tick(mono))
+        self._expire_pins(mono)
+        if mono >= self._next_site_tick:
+            self._next_site_tick = mono + SITE_TICK_S
+            self._tick_site()
+            self._resend(mono)
+        if mono >= self._next_disk_check:
+            self._next_disk_check = mono + DISK_CHECK_S
+            self._check_disk()
+
+    def _handle(self, work: Work) -> None:
+        try:
+            self._dispatch(work)
+        except JournalFull as exc:
+            log.error("agent.journal_full", error=str(exc))
+            self._raise_disk_alarm(str(exc))
+        except JournalError as exc:
+            log.error("agent.journal_error", error=str(exc))
+        except Exception as exc:  # one bad input must never stop the doors
+            log.exception("agent.work_failed", work=type(work).__name__, error=f"{type(exc).__name__}: {exc}")
+
+    def _dispatch(self, work: Work) -> None:
+        if isinstance(work, CardPresented):
+            self._card(work)
+        elif isinstance(work, KeyPressed):
+            self._key(work)
+        elif isinstance(work, CodeScanned):
+            self._code(work)
+        elif isinstance(work, InputChanged):
+            self._signal(work)
+        elif isinstance(work, ReaderStatus):
+            self._reader_status(work)
+        elif isinstance(work, Received):
+            self._received(work.message)
+        elif isinstance(work, Connected):
+            self._connected()
+        elif callable(work):
+            work()
+
+    # --- retained state from central ---------------------------------------------------------------------
+
+    def _load_retained(self) -> None:
+        """After a restart: decide with what central last sent, even before the network is back."""
+        config = self.replica.config()
+        if config is not None:
+            self._use_config(config)
+        keys = self.replica.keys()
+        if keys is not None:
+            self._use_keys(keys)
+
+    def _received(self, message: m.Message) -> None:
+        if isinstance(message, m.SiteConfig):
+            if self.replica.save_config(message):
+                self._use_config(message)
+        elif isinstance(message, m.SigningKeys):
+            if self.replica.save_keys(message):
+                self._use_keys(message)
+        elif isinstance(message, m.Revocations):
+            self.replica.save_revocations(message)
+        elif isinstance(message, m.ReplicaSnapshot):
+            self._snapshot(message)
+        elif isinstance(message, m.ReplicaDelta):
+            self._delta(message)
+        elif isinstance(message, m.Command):
+            self._command(message)
+        elif isinstance(message, m.Ack):
+            self._ack(message)
+
+    def _use_config(self, config: m.SiteConfig) -> None:
+        try:
+            view = SiteView.from_config(config)
+        except ValueError as exc:
+            log.error("agent.config_unusable", revision=config.revision, error=str(exc))
+            return
+        self.view = view
+        mono = self.clock.monotonic()
+        for slug, machine in self.doors.items():
+            door = view.doors.get(slug)
+            if door is None:
+                log.warning("agent.door_not_in_config", door=slug)
+                continue
+            wanted = d.DoorSettings.from_door(door, has_lock_monitor=machine.settings.has_lock_monitor)
+            idle = machine.state is m.DoorStateName.LOCKED and not machine.door_open
+            if wanted != machine.settings and idle:
+                self.doors[slug] = d.DoorMachine(wanted, mono)
+                self.doors[slug].handle(d.SetMode(machine.mode), mono)
+        zones = sorted(view.zones) or ["site"]
+        entrances = sorted(door.slug for door in view.doors.values() if door.kind is m.DoorKind.ENTRANCE)
+        if self._site_layout != (zones, entrances):  # keep warnings given, lights and sweep otherwise
+            self._site_layout = (zones, entrances)
+            previous = self.site_machine
+            self.site_machine = s.SiteMachine(
+                zones,
+                entrances,
+                occupancy=previous.occupancy if previous else 0,
+                armed=previous.armed if previous else False,
+            )
+        self._next_site_tick = 0.0
+        log.info("agent.config_applied", revision=config.revision, doors=len(view.doors))
+
+    def _use_keys(self, keys: m.SigningKeys) -> None:
+        try:
+            self._keys = PublicKeySet.from_messages(keys.keys)
+        except KeySetError as exc:
+            log.error("agent.keys_unusable", error=str(exc))
+
+    def _snapshot(self, snapshot: m.ReplicaSnapshot) -> None:
+        self.replica.apply_snapshot(snapshot)
+        log.info("agent.snapshot_applied", seq=snapshot.seq, credentials=len(snapshot.credentials))
+        self._system("replica-resynced", f"seq {snapshot.seq}")
+
+    def _delta(self, delta: m.ReplicaDelta) -> None:
+        result = self.replica.apply_delta(delta)
+        if result is DeltaResult.GAP:
+            have = self.replica.seq
+            log.warning("agent.replica_gap", have=have, prev_seq=delta.prev_seq, seq=delta.seq)
+            if self.link is not None:
+                self.link.request_snapshot(have, f"gap: have {have}, delta continues {delta.prev_seq}")
+
+    def _ack(self, ack: m.Ack) -> None:
+        self.journal.ack(ack.event_ids)
+        for event_id in ack.event_ids:
+            self._sent.pop(str(event_id), None)
+
+    # --- cards, PINs and codes ---------------------------------------------------------------------------
+
+    def _card(self, tap: CardPresented) -> None:
+        door = tap.reader
+        if door not in self.doors:
+            log.warning("agent.unknown_reader", reader=door)
+            return
+        try:
+            uid_hash = card_uid_hash(tap.uid, self.settings.uid_hash_key)
+        except CardUidError:
+            self._finish(door, denied(m.Reason.UNKNOWN_CREDENTIAL), m.Method.CARD)
+            return
+        credential = self.replica.card(uid_hash)
+        now = self.clock.now()
+        bookings = self.replica.bookings_for(credential.person, now) if credential else []
+        verdict = self._decide_card(door, credential, bookings, pin_ok=None)
+        if verdict.needs_pin and credential is not None:
+            self.pins[door].start(credential.ref, door, self.clock.monotonic())
+            self._pending_pin[door] = _PendingPin(credential, bookings)
+            self._drive(door, [d.Buzzer(on=False)])
+            log.info("agent.pin_requested", door=door, credential=credential.ref)
+            return
+        method = m.Method.CARD_PIN if credential and credential.pin_hash else m.Method.CARD
+        self._finish(door, verdict, method)
+
+    def _decide_card(
+        self, door: str, credential: m.Credential | None, bookings: list[m.Booking], *, pin_ok: bool | None
+    ) -> Verdict:
+        if self.view is None:  # no configuration yet: nobody can be judged
+            return denied(m.Reason.UNKNOWN_CREDENTIAL, credential)
+        now = self.clock.now()
+        pin_locked = credential is not None and self.pin_guard.locked(credential.ref, self.clock.monotonic())
+        return decide_card(
+            self.view,
+            door,
+            credential,
+            bookings,
+            now,
+            pin_ok=pin_ok,
+            clock_trusted=self._clock_trusted(now),
+            clock_policy=self.settings.clock_policy,
+            lockdown=self.doors[door].mode is d.DoorMode.LOCKED_DOWN,
+            pin_locked=pin_locked,
+        )
+
+    def _key(self, press: KeyPressed) -> None:
+        entry = self.pins.get(press.reader)
+        pending = self._pending_pin.get(press.reader)
+        if entry is None or pending is None:
+            return
+        step = entry.key(press.key, self.clock.monotonic())
+        if step.outcome is PinOutcome.TIMED_OUT:
+            self._pin_timed_out(press.reader)
+        elif step.submitted and step.pin is not None:
+            del self._pending_pin[press.reader]
+            self._check_pin(press.reader, pending, step.pin)
+
+    def _check_pin(self, door: str, pending: _PendingPin, pin: str) -> None:
+        credential = pending.credential
+        try:
+            pin_ok = credential.pin_hash is not None and verify_pin(credential.pin_hash, pin)
+        except PinHashError as exc:  # central's data is wrong, not the resident's PIN: do not count it
+            log.error("agent.pin_hash_unusable", credential=credential.ref, error=str(exc))
+            self._finish(door, denied(m.Reason.WRONG_PIN, credential), m.Method.CARD_PIN)
+            return
+        verdict = self._decide_card(door, credential, pending.bookings, pin_ok=pin_ok)  # before counting
+        if pin_ok:
+            self.pin_guard.succeeded(credential.ref)
+        elif self.pin_guard.failed(credential.ref, self.clock.monotonic()):
+            detail = f"card {credential.ref} locked after wrong PINs"
+            self._alarm(m.AlarmKind.PIN_BRUTE_FORCE, door=door, detail=detail)
+        self._finish(door, verdict, m.Method.CARD_PIN)
+
+    def _expire_pins(self, mono: float) -> None:
+        for door, entry in self.pins.items():
+            if door in self._pending_pin and entry.expired(mono):
+                self._pin_timed_out(door)
+
+    def _pin_timed_out(self, door: str) -> None:
+        pending = self._pending_pin.pop(door, None)
+        self.pins[door].cancel()
+        if pending is not None:
+            self._finish(door, denied(m.Reason.PIN_TIMEOUT, pending.credential), m.Method.CARD_PIN)
+
+    def _code(self, scan: CodeScanned) -> None:
+        door = scan.reader
+        if door not in self.doors:
+            log.warning("agent.unknown_reader", reader=door)
+            return
+        if not scan.text.upper().startswith(TOKEN_PREFIX):
+            self._finish(door, denied(m.Reason.TOKEN_INVALID), m.Method.PHONE_QR)
+            return
+        self._finish(door, self._decide_token(door, scan.text), m.Method.PHONE_QR)
+
+    def _decide_token(self, door: str, text: str) -> Verdict:
+        if self.view is None:
+            return denied(m.Reason.TOKEN_INVALID)
+        if self._keys is None:
+            return denied(m.Reason.TOKEN_UNKNOWN_KEY)
+        now = self.clock.now()
+        revoked = _Revoked(self.replica)
+        return decide_token(
+            self.view,
+            door,
+            text,
+            self._keys,
+            revoked,
+            now,
+            clock_trusted=self._clock_trusted(now),
+            lockdown=self.doors[door].mode is d.DoorMode.LOCKED_DOWN,
+        )
+
+    def _finish(self, door: str, verdict: Verdict, method: m.Method) -> None:
+        """Open (or not), then journal and publish the decision."""
+        if verdict.granted:
+            self._door_event(door, d.Grant())
+            if self.site_machine is not None:
+                self._site_outputs(self.site_machine.grant(door, self.clock.now()))
+                self._site_outputs(self.site_machine.valid_entry(self.clock.now()))
+        event = self.journal.access(
+            self.clock.now(),
+            door=door,
+            decision=verdict.decision,
+            reason=verdict.reason,
+            method=method,
+            credential_ref=verdict.credential_ref,
+            person_ref=verdict.person_ref,
+            booking_ref=verdict.booking_ref,
+        )
+        log.info("agent.decision", door=door, decision=verdict.decision.value, reason=verdict.reason.value)
+        self._publish(event)
+
+    def _clock_trusted(self, now: datetime) -> bool:
+        trusted = clock_trusted(now)
+        if trusted == self._clock_alarm:  # changed since we last said so
+            self._clock_alarm = not trusted
+            detail = f"wall clock reads {now:%Y-%m-%d}"
+            self._alarm(m.AlarmKind.CLOCK_UNSET, raised=not trusted, detail=detail)
+        return trusted
+
+    # --- pins, doors and the site ------------------------------------------------------------------------
+
+    def _signal(self, change: InputChanged) -> None:
+        if change.signal is Signal.FIRE:
+            self._fire(change.active)
+            return
+        door = change.door
+        if door is None or door not in self.doors:
+            log.warning("agent.signal_without_door", signal=change.signal.value, door=door)
+            return
+        if change.signal is Signal.DOOR_CONTACT:
+            self._door_event(door, d.Contact(open=change.active))
+        elif change.signal is Signal.EXIT_BUTTON and change.active:
+            self._door_event(door, d.ExitRequest())
+        elif change.signal is Signal.LOCK_MONITOR:
+            self._door_event(door, d.LockMonitor(secured=change.active))
+        elif change.signal is Signal.TAMPER:
+            self._door_event(door, d.Tamper(active=change.active))
+        elif change.signal is Signal.BEAM and change.active and self.site_machine is not None:
+            self._site_outputs(self.site_machine.beam(door, self.clock.now()))
+
+    def _fire(self, active: bool) -> None:
+        """The hardware path (controller.devices.gpio.FireRelease) has already released the locks; this
+        keeps the door machines, the events and central in step."""
+        self._alarm(m.AlarmKind.FIRE, raised=active, detail="fire panel input")
+        for slug in self.doors:
+            self._door_event(slug, d.Fire(active=active))
+
+    def _door_event(self, slug: str, event: d.DoorEvent) -> None:
+        self._drive(slug, self.doors[slug].handle(event, self.clock.monotonic()))
+
+    def _drive(self, slug: str, outputs: Iterable[d.DoorOutput]) -> None:
+        hardware = self.hardware[slug]
+        for output in outputs:
+            if isinstance(output, d.Lock):
+                hardware.set_unlocked(output.unlocked)
+            elif isinstance(output, d.Buzzer):
+                hardware.buzzer(output.on)
+            elif isinstance(output, d.Alarm):
+                self._alarm(output.kind, raised=output.raised, door=slug, detail=output.detail)
+            elif isinstance(output, d.StateChanged):
+                self._door_state(slug, output.state)
+            elif isinstance(output, d.Passage):
+                self._passage(slug, output)
+            elif isinstance(output, d.Tailgate):
+                self._alarm(m.AlarmKind.TAILGATING, door=slug, detail="door opened again within one grant")
+
+    def _door_state(self, slug: str, state: m.DoorStateName) -> None:
+        now = self.clock.now()
+        log.info("agent.door_state", door=slug, state=state.value)
+        if self.link is not None and self.link.connected:
+            message = m.DoorState(site=self.settings.site, door=slug, state=state, since=now, device_time=now)
+            self.link.publish_door_state(message)
+
+    def _passage(self, slug: str, passage: d.Passage) -> None:
+        if self.site_machine is None:
+            return
+        now = self.clock.now()
+        if passage.exit:
+            self._site_outputs(self.site_machine.exit(slug, now))
+        else:
+            self._site_outputs(self.site_machine.entry(slug, now, granted=passage.authorised))
+
+    def _tick_site(self) -> None:
+        if self.site_machine is None or self.view is None:
+            return
+        now = self.clock.now()
+        opening = self.view.calendar.opening(now)
+        closes_at = opening.closes_at if opening else None
+        self._site_outputs(self.site_machine.tick(now, closes_at, opening is not None))
+
+    def _site_outputs(self, outputs: Iterable[s.SiteOutput]) -> None:
+        now = self.clock.now()
+        for output in outputs:
+            if isinstance(output, s.ClosingWarning):
+                self.site_hardware.announce_closing(output.minutes_left)
+                self._system("closing-warning", f"{output.minutes_left} min")
+            elif isinstance(output, s.Closed):
+                self._system("site-closed", "")
+            elif isinstance(output, s.Lights):
+                self.site_hardware.lights(output.zone, output.on)
+            elif isinstance(output, s.IntruderAlarm):
+                self.site_hardware.intruder_armed(output.armed)
+                self._system("intruder-alarm-armed" if output.armed else "intruder-alarm-disarmed", "")
+            elif isinstance(output, s.Intrusion):
+                self._alarm(m.AlarmKind.INTRUDER, door=output.door, detail="entry while armed")
+            elif isinstance(output, s.StillOccupied):
+                self._system("still-occupied", f"{output.count} inside after closing")
+            elif isinstance(output, s.Occupancy):
+                log.info("agent.occupancy", count=output.count, at=now.isoformat())
+            elif isinstance(output, s.Tailgating):
+                self._alarm(m.AlarmKind.TAILGATING, door=output.door, detail=output.detail)
+
+    def _reader_status(self, status: ReaderStatus) -> None:
+        door = status.reader if status.reader in self.doors else None
+        self._alarm(m.AlarmKind.READER_OFFLINE, raised=not status.online, door=door, detail=status.detail)
+
+    # --- commands from central -----------------------------------------------------------------------------
+
+    def _command(self, command: m.Command) -> None:
+        check = self.commands.check(command, self.clock.now())
+        if not check.accepted:
+            reason = f"{check.refusal}: {check.detail}"
+            log.warning("agent.command_refused", action=command.action.value, reason=reason)
+            self._command_result(command, m.CommandOutcome.REFUSED, reason)
+            self._system("command-refused", f"{command.action.value}: {reason}", door=command.door)
+            return
+        problem = self._execute(command)
+        outcome = m.CommandOutcome.REFUSED if problem else m.CommandOutcome.DONE
+        self._command_result(command, outcome, problem)
+        self._system(
+            "command-done" if not problem else "command-refused",
+            f"{command.action.value} by {command.issued_by}: {problem or command.reason}",
+            door=command.door,
+        )
+
+    def _execute(self, command: m.Command) -> str:
+        """Carry out an accepted command; returns why it could not be done, or ''."""
+        doors = [command.door] if command.door else list(self.doors)
+        if command.door is not None and command.door not in self.doors:
+            return f"no door {command.door!r} at this agent"
+        if command.action is m.Action.UNLOCK:
+            seconds = float(command.duration_seconds) if command.duration_seconds else None
+            for slug in doors:
+                if self.doors[slug].mode is d.DoorMode.LOCKED_DOWN:
+                    return f"door {slug} is locked down"
+                self._door_event(slug, d.Grant(seconds=seconds))
+        elif command.action is m.Action.RESYNC:
+            if self.link is not None:
+                self.link.request_snapshot(self.replica.seq, "resync command")
+        else:
+            mode = {
+                m.Action.LOCK_DOWN: d.DoorMode.LOCKED_DOWN,
+                m.Action.RELEASE: d.DoorMode.RELEASED,
+                m.Action.NORMAL: d.DoorMode.NORMAL,
+            }[command.action]
+            for slug in doors:
+                self._door_event(slug, d.SetMode(mode))
+        return ""
+
+    def _command_result(self, command: m.Command, outcome: m.CommandOutcome, reason: str) -> None:
+        if self.link is None:
+            return
+        result = m.CommandResult(
+            command_id=command.command_id,
+            site=self.settings.site,
+            outcome=outcome,
+            at=self.clock.now(),
+            reason=reason[:200],
+        )
+        self.link.publish_command_result(result)
+
+    # --- events: journal first, then publish ----------------------------------------------------------------
+
+    def _alarm(
+        self, kind: m.AlarmKind, *, raised: bool = True, door: str | None = None, detail: str = ""
+    ) -> None:
+        event = self.journal.alarm(
+            self.clock.now(),
+            kind=kind,
+            severity=ALARM_SEVERITY[kind],
+            raised=raised,
+            door=door,
+            detail=detail[:200],
+        )
+        log.warning("agent.alarm", kind=kind.value, raised=raised, door=door)
+        self._publish(event)
+
+    def _system(self, kind: str, detail: str, door: str | None = None) -> None:
+        event = self.journal.system(self.clock.now(), kind=kind, door=door, detail=detail[:200])
+        self._publish(event)
+
+    def _publish(self, event: m.AccessEvent | m.AlarmEvent | m.SystemEvent) -> None:
+        """Publish a just-journaled event now if connected; `_resend` and `_connected` catch the rest."""
+        if self.link is None or not self.link.connected:
+            return
+        self.link.publish_event(codec.encode(event))
+        self._sent[str(event.event_id)] = self.clock.monotonic()
+
+    def _publish_new(self) -> None:
+        """Publish journal events not yet sent on this connection."""
+        if self.link is None or not self.link.connected:
+            return
+        mono = self.clock.monotonic()
+        for event, payload in self.journal.pending(limit=500):
+            key = str(event.event_id)
+            if key not in self._sent:
+                self.link.publish_event(payload)
+                self._sent[key] = mono
+
+    def _resend(self, mono: float) -> None:
+        if self.link is None or not self.link.connected:
+            return
+        for event, payload in self.journal.pending(limit=500):
+            key = str(event.event_id)
+            if mono - self._sent.get(key, -1e9) >= RESEND_AFTER_S:
+                self.link.publish_event(payload)
+                self._sent[key] = mono
+
+    def _connected(self) -> None:
+        self._sent.clear()  # whatever was in flight may be gone with the old connection
+        if self.replica.seq is None and self.link is not None:
+            self.link.request_snapshot(None, "no replica yet")
+        for slug, machine in self.doors.items():
+            self._door_state(slug, machine.state)
+        self._publish_new()
+
+    def _check_disk(self) -> None:
+        usage = self.journal.usage()
+        low = usage.warn or usage.disk_low
+        if low != self._disk_alarm:
+            self._disk_alarm = low
+            detail = f"journal at {usage.fraction:.0%}, {usage.disk_free_bytes // 2**20} MiB free on disk"
+            self._raise_disk_alarm(detail, raised=low)
+
+    def _raise_disk_alarm(self, detail: str, raised: bool = True) -> None:
+        try:
+            self._alarm(m.AlarmKind.DISK_LOW, raised=raised, detail=detail)
+        except JournalError:  # the journal itself is what is full: say it in the log, loudly
+            log.critical("agent.disk_alarm_not_recorded", detail=detail)
+
+    # --- shutdown ------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Leave every door in its safe locked state and close the stores."""
+        for slug in self.doors:
+            self._drive(slug, d.DoorMachine.safe_outputs())
+        self.journal.close()
+        self.replica.close()
+        self._nonces.close()
+
+
+def open_replica(path: Path, site: str) -> Replica:
+    """The replica, or a fresh empty one when the file is unusable (kept aside for a person to look at):
+    the agent then asks central for a snapshot instead of refusing to start."""
+    try:
+        return Replica(path, site=site)
+    except ReplicaError as exc:
+        aside = path.with_name(f"{path.name}.unusable-{int(time.time())}")
+        log.error("agent.replica_unusable", error=str(exc), moved_to=str(aside))
+        path.rename(aside)
+        return Replica(path, site=site)
+
+
+class _Revoked:
+    """`token_id in revoked` answered by the replica's revocation list."""
+
+    def __init__(self, replica: Replica) -> None:
+        self._replica = replica
+
+    def __contains__(self, token_id: object) -> bool:
+        return isinstance(token_id, str) and self._replica.is_revoked(token_id)
