@@ -175,6 +175,7 @@ class Agent:
         self._next_site_tick = 0.0
         self._next_disk_check = 0.0
         self._disk_alarm = False
+        self._offline_readers: set[str] = set()
         self._clock_alarm = False
         self._keys: PublicKeySet | None = None
         self.view: SiteView | None = None
@@ -492,6 +493,11 @@ class Agent:
         log.info("agent.decision", door=door, decision=verdict.decision.value, reason=verdict.reason.value)
         self._publish(event)
 
+    @property
+    def clock_alarm(self) -> bool:
+        """Whether the wall clock is currently considered unset."""
+        return self._clock_alarm
+
     def _clock_trusted(self, now: datetime) -> bool:
         trusted = clock_trusted(now)
         if trusted == self._clock_alarm:  # changed since we last said so
@@ -594,8 +600,12 @@ class Agent:
                 self._alarm(m.AlarmKind.TAILGATING, door=output.door, detail=output.detail)
 
     def _reader_status(self, status: ReaderStatus) -> None:
-        door = status.reader if status.reader in self.doors else None
-        self._alarm(m.AlarmKind.READER_OFFLINE, raised=not status.online, door=door, detail=status.detail)
+        """Alarm when a reader goes offline, clear it when back; a reader found at start says nothing."""
+        was_offline = status.reader in self._offline_readers
+        if status.online == was_offline:
+            self._offline_readers ^= {status.reader}
+            door = status.reader if status.reader in self.doors else None
+            self._alarm(m.AlarmKind.READER_OFFLINE, raised=not status.online, door=door, detail=status.detail)
 
     # --- commands from central -----------------------------------------------------------------------------
 

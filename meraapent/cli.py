@@ -12,6 +12,7 @@ import sys
 import typer
 
 from central.cli import app as central_app
+from meraapent.agent_cli import app as agent_app
 from meraapent.keys_cli import app as keys_app
 from meraapent.token_cli import app as token_app
 
@@ -22,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(central_app, name="central", help="The central authorisation service.")
+app.add_typer(agent_app, name="agent", help="The site agent on a Raspberry Pi.")
 app.add_typer(keys_app, name="keys", help="Signing keys for phone tokens.")
 app.add_typer(token_app, name="token", help="Issue and verify phone tokens.")
 
