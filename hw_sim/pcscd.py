@@ -1,0 +1,237 @@
+"""A real pcscd with vsmartcard's virtual readers (vpcd), private to one test session, benchmark or demo.
+
+Private, so it never touches a pcscd the machine already runs: its own reader.conf.d (`-c`) gives the two
+virtual readers their own TCP ports, and its client socket is handed over by socket activation (LISTEN_FDS, as
+systemd does), because pcscd 1.9 has the socket path compiled in while libpcsclite clients read it from the
+PCSCLITE_CSOCK_NAME environment variable. libpcsclite reads that variable once per process, before its first
+call: export it (`running_pcscd(export_socket=True)` does) before anything in the process touches PC/SC.
+
+pcscd still writes and removes /run/pcscd/pcscd.pid, which it needs to be able to create (root, or a
+/run/pcscd that exists). vpcd listens on all interfaces: a simulator for tests, never for a production Pi.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+INSTALL_HINT = (
+    "install it with `apt-get install pcscd vsmartcard-vpcd libpcsclite-dev` (scripts/bootstrap.sh does)"
+)
+VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
+SOCKET_ENV = "PCSCLITE_CSOCK_NAME"
+FRIENDLY_NAME = "Virtual PCD"
+SLOTS = 2  # Debian's vpcd exposes two readers per configured device: ports base and base + 1
+READY_TIMEOUT_S = 10.0
+# Socket activation as systemd does it: the listening socket at fd 3 and LISTEN_PID naming the process that
+# gets it; exec keeps the pid, so a tiny launcher can set both and become pcscd.
+_SOCKET_ACTIVATE = """
+import os, sys
+fd = int(sys.argv[1])
+if fd != 3:
+    os.dup2(fd, 3)
+    os.close(fd)
+os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+class PcscdError(RuntimeError):
+    """pcscd is missing, broken or did not come up; the message says what to do."""
+
+
+def find_pcscd() -> Path:
+    found = shutil.which("pcscd") or shutil.which("pcscd", path="/usr/sbin:/sbin")
+    if found is None:
+        raise PcscdError(f"`pcscd` not found; {INSTALL_HINT}")
+    if not VPCD_DRIVER.exists():
+        raise PcscdError(f"the virtual reader driver {VPCD_DRIVER} is missing; {INSTALL_HINT}")
+    return Path(found)
+
+
+def free_port_pair() -> int:
+    """A port p on which p and p + 1 are both free right now (vpcd wants consecutive ports)."""
+    for _ in range(50):
+        with socket.socket() as first, socket.socket() as second:
+            first.bind(("0.0.0.0", 0))  # noqa: S104 - vpcd binds all interfaces, so check the same
+            port = int(first.getsockname()[1])
+            if port >= 65535:
+                continue
+            try:
+                second.bind(("0.0.0.0", port + 1))  # noqa: S104
+            except OSError:
+                continue
+            return port
+    raise PcscdError("found no two consecutive free TCP ports for the virtual readers")
+
+
+@dataclass
+class PcscDaemon:
+    """One pcscd: start()/stop()/kill()/restart() keep its socket path and reader ports, so PC/SC clients
+    see the same readers come back, as after `systemctl restart pcscd` on a Pi."""
+
+    root: Path
+    base_port: int = field(default_factory=free_port_pair)
+    binary: Path = field(default_factory=find_pcscd)
+    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def socket_path(self) -> Path:
+        return self.root / "pcscd.comm"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "pcscd.log"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / "reader.conf.d"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def reader_name(self, slot: int = 0) -> str:
+        """The PC/SC name of virtual reader `slot` (0 or 1)."""
+        return f"{FRIENDLY_NAME} 00 {self._slot(slot):02d}"
+
+    def port(self, slot: int = 0) -> int:
+        """The TCP port a VirtualCard connects to in order to lie on reader `slot`."""
+        return self.base_port + self._slot(slot)
+
+    def client_env(self) -> dict[str, str]:
+        """Environment for a PC/SC client process (an agent under test) that should use this daemon."""
+        return {SOCKET_ENV: str(self.socket_path)}
+
+    def start(self) -> None:
+        """Start pcscd and return once both virtual readers listen."""
+        if self.running:
+            return
+        self._write_config()
+        listener = self._bind_socket()
+        log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(  # noqa: S603 - our own launcher and the pcscd found on PATH
+                [sys.executable, "-c", _SOCKET_ACTIVATE, str(listener.fileno()),
+                 str(self.binary), "-f", "-i", "-c", str(self.config_dir)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=(listener.fileno(),),
+                start_new_session=True,
+            )  # fmt: skip
+        listener.close()  # pcscd holds the only copy now: when it dies, clients get "connection refused"
+        self._wait_until_ready(log_offset)
+
+    def stop(self) -> None:
+        """A clean shutdown (SIGTERM)."""
+        self._end(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """A crash (SIGKILL)."""
+        self._end(signal.SIGKILL)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def _slot(self, slot: int) -> int:
+        if not 0 <= slot < SLOTS:
+            raise ValueError(f"the virtual readers are slots 0..{SLOTS - 1}, not {slot}")
+        return slot
+
+    def _write_config(self) -> None:
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        (self.config_dir / "vpcd").write_text(
+            f'FRIENDLYNAME "{FRIENDLY_NAME}"\n'
+            f"DEVICENAME /dev/null:{self.base_port:#x}\n"
+            f"LIBPATH {VPCD_DRIVER}\n"
+            f"CHANNELID {self.base_port:#x}\n"
+        )
+
+    def _bind_socket(self) -> socket.socket:
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(self.socket_path))
+        listener.listen(64)
+        self.socket_path.chmod(0o666)
+        return listener
+
+    def _wait_until_ready(self, log_offset: int) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            log = self._log_since(log_offset)
+            if "init failed" in log or "Could not initialize" in log:
+                self.stop()
+                raise PcscdError(
+                    f"pcscd could not open the virtual readers on ports {self.base_port}+1:\n{log}"
+                )
+            if "daemon ready" in log:
+                return
+            if self._process.poll() is not None:
+                self._process = None
+                raise PcscdError(f"pcscd exited at start:\n{log}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise PcscdError(f"pcscd was not ready within {READY_TIMEOUT_S:.0f} s:\n{log}")
+            time.sleep(0.02)
+
+    def _log_since(self, offset: int) -> str:
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(offset)
+                return log.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def _end(self, sig: signal.Signals) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(sig)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextlib.contextmanager
+def running_pcscd(*, export_socket: bool = True) -> Iterator[PcscDaemon]:
+    """A started pcscd in its own temporary directory, stopped and deleted afterwards.
+
+    With `export_socket`, this process's PC/SC clients (pyscard) are pointed at it via PCSCLITE_CSOCK_NAME;
+    that only works if nothing in the process has used PC/SC before.
+    """
+    # /tmp keeps the unix socket path under its 107-byte limit even with a long TMPDIR.
+    root = Path(tempfile.mkdtemp(prefix="meraapent-pcscd-", dir="/tmp"))
+    daemon = PcscDaemon(root=root)
+    previous = os.environ.get(SOCKET_ENV)
+    if export_socket:
+        os.environ[SOCKET_ENV] = str(daemon.socket_path)
+    try:
+        daemon.start()
+        yield daemon
+    finally:
+        try:
+            daemon.stop()
+        finally:
+            if export_socket:
+                if previous is None:
+                    os.environ.pop(SOCKET_ENV, None)
+                else:
+                    os.environ[SOCKET_ENV] = previous
+            shutil.rmtree(root, ignore_errors=True)
