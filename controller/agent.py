@@ -493,6 +493,10 @@ class Agent:
         log.info("agent.decision", door=door, decision=verdict.decision.value, reason=verdict.reason.value)
         self._publish(event)
 
+    def awaiting_pin(self, door: str) -> bool:
+        """Whether the reader at `door` waits for a PIN after a card tap."""
+        return door in self._pending_pin
+
     @property
     def clock_alarm(self) -> bool:
         """Whether the wall clock is currently considered unset."""

@@ -167,7 +167,7 @@ def walk_in_with_card_and_pin(site: Site, card: VirtualCardFactory) -> None:
     agent = site.agent
     kari = card(KARI_UID)
     kari.present()
-    eventually(lambda: "hovedinngang" in agent._pending_pin, "the agent asks for Kari's PIN")
+    eventually(lambda: agent.awaiting_pin("hovedinngang"), "the agent asks for Kari's PIN")
     assert not site.door.push()  # the card alone does not open it
     for key in "1234#":
         agent.submit(KeyPressed("hovedinngang", key))

@@ -63,8 +63,9 @@ class LockRelay:
         self._lock = threading.Lock()
         self._wanted_unlocked = False
         self._released = False
+        locked_level = relay_energised(self.lock_type, False)
         self._device = DigitalOutputDevice(
-            pin, active_high=active_high, initial_value=relay_energised(self.lock_type, False), pin_factory=factory
+            pin, active_high=active_high, initial_value=locked_level, pin_factory=factory
         )
 
     @property
