@@ -52,7 +52,8 @@ class FakeDoor:
 class FakeLink:
     def __init__(self) -> None:
         self.connected = True
-        self.events: list[m.AgentEvent] = []
+        self.events: list[m.AgentEvent] = []  # each event once, however often it was published
+        self.publishes = 0
         self.door_states: list[m.DoorState] = []
         self.results: list[m.CommandResult] = []
         self.snapshot_requests: list[tuple[int | None, str]] = []
@@ -60,7 +61,9 @@ class FakeLink:
     def publish_event(self, payload: bytes) -> None:
         event = codec.decode(payload, (m.AccessEvent, m.AlarmEvent, m.SystemEvent))
         assert isinstance(event, m.AccessEvent | m.AlarmEvent | m.SystemEvent)
-        self.events.append(event)
+        self.publishes += 1
+        if all(e.event_id != event.event_id for e in self.events):  # unacked events are sent again
+            self.events.append(event)
 
     def publish_door_state(self, state: m.DoorState) -> None:
         self.door_states.append(state)
@@ -105,6 +108,22 @@ def signing_keys() -> m.SigningKeys:
     return m.SigningKeys(issuer="asker", issued_at=MONDAY_EVENING, keys=keys)
 
 
+class FakeSiteOutputs:
+    def __init__(self) -> None:
+        self.lit: dict[str, bool] = {}
+        self.armed: list[bool] = []
+        self.announced: list[int] = []
+
+    def lights(self, zone: str, on: bool) -> None:
+        self.lit[zone] = on
+
+    def intruder_armed(self, armed: bool) -> None:
+        self.armed.append(armed)
+
+    def announce_closing(self, minutes_left: int) -> None:
+        self.announced.append(minutes_left)
+
+
 class Site:
     """An agent at Heggedal with two doors, fed like the real runtime feeds it."""
 
@@ -112,8 +131,9 @@ class Site:
         self.clock = clock
         self.link = link
         self.doors = {"hovedinngang": FakeDoor(), "moterom-1": FakeDoor()}
+        self.outputs = FakeSiteOutputs()
         settings = AgentSettings(site="heggedal", name="heggedal-pi", data_dir=data_dir, uid_hash_key=KEY)
-        self.agent = Agent(settings, clock, dict(self.doors), link=link)
+        self.agent = Agent(settings, clock, dict(self.doors), site_hardware=self.outputs, link=link)
 
     def feed(self, *work: object) -> None:
         for item in work:
@@ -297,6 +317,9 @@ def test_events_stay_until_central_acknowledges_them(site: Site) -> None:
     site.link.events.clear()
     site.feed(Connected())  # a reconnect: everything unacknowledged goes again
     assert sorted(str(e.event_id) for e in site.link.events) == sorted(str(i) for i in sent)
+    site.link.events.clear()
+    site.wait(31)  # and so it does every 30 s until central acknowledges it
+    assert len(site.link.events) == len(sent)
     site.feed(Received(m.Ack(site="heggedal", event_ids=sent)))
     assert site.agent.journal.pending_count() == pending - len(sent)
 
@@ -342,3 +365,19 @@ def test_an_unset_clock_lets_only_staff_and_caretakers_in(site: Site, clock: Man
     assert site.link is not None
     assert [e.reason for e in site.link.access()] == [m.Reason.CLOCK_UNSET, m.Reason.ANY_TIME]
     assert [a.kind for a in site.link.alarms()] == [m.AlarmKind.CLOCK_UNSET]
+
+
+def test_closing_time_warns_twice_then_the_empty_torg_goes_dark_and_armed(site: Site) -> None:
+    assert site.link is not None
+    site.wait(60)
+    assert site.outputs.lit == {"bibliotek": True, "moterom": True, "torg": True}  # open: lights on
+    site.wait(30 * 60, step=5)  # 20:31 → 21:01: closing is at 21:00
+    assert site.outputs.announced == [15, 5]
+    said = [e for e in site.link.events if isinstance(e, m.SystemEvent)]
+    warnings = [e.detail for e in said if e.kind == "closing-warning"]
+    assert warnings == ["15 min", "5 min"]
+    site.wait(15 * 60, step=5)  # the closing sweep finds nobody inside
+    assert site.outputs.lit == {"bibliotek": False, "moterom": False, "torg": False}
+    assert site.outputs.armed[-1] is True
+    site.tap(VIDAR_UID)  # the caretaker comes by at night: the alarm is disarmed by his valid entry
+    assert site.outputs.armed[-1] is False
