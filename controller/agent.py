@@ -37,17 +37,16 @@ from controller.inputs import (
     Signal,
 )
 from controller.journal import Journal, JournalError, JournalFull
+from controller.outbox import Outbox
 from controller.pin import PinEntry, PinGuard, PinHashError, PinOutcome, verify_pin
 from controller.replica import DeltaResult, Replica, ReplicaError
 from controller.uid import CardUidError, card_uid_hash
-from protocol import codec
 from protocol import messages as m
 from protocol.keys import KeySetError, PublicKeySet
 from protocol.token import PREFIX as TOKEN_PREFIX
 
 log = structlog.get_logger("controller.agent")
 
-RESEND_AFTER_S = 30.0  # an unacknowledged event is published again after this long
 SITE_TICK_S = 1.0
 DISK_CHECK_S = 60.0
 ALARM_SEVERITY = {
@@ -156,7 +155,6 @@ class Agent:
         self.clock = clock
         self.hardware = doors
         self.site_hardware = site_hardware or NoSiteHardware()
-        self.link = link
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.replica = open_replica(settings.data_dir / "replica.db", settings.site)
         self.journal = Journal(
@@ -171,7 +169,8 @@ class Agent:
         self.pins: dict[str, PinEntry] = {slug: PinEntry() for slug in doors}
         self._pending_pin: dict[str, _PendingPin] = {}
         self._inbox: queue.Queue[Work] = queue.Queue()
-        self._sent: dict[str, float] = {}  # event id -> monotonic time it was last published
+        self.outbox = Outbox(self.journal, clock)
+        self.link = link
         self._next_site_tick = 0.0
         self._next_disk_check = 0.0
         self._disk_alarm = False
@@ -187,6 +186,16 @@ class Agent:
             self._drive(slug, d.DoorMachine.safe_outputs())
         self._load_retained()
         self.journal.system(clock.now(), kind="agent-started", detail=f"{len(doors)} doors")
+
+    @property
+    def link(self) -> Link | None:
+        return self._link
+
+    @link.setter
+    def link(self, link: Link | None) -> None:
+        """Set once the MQTT link exists (the link needs the agent as its handler, so it comes second)."""
+        self._link = link
+        self.outbox.link = link
 
     # --- thread-safe entry points ------------------------------------------------------------------------
 
@@ -242,7 +251,7 @@ class Agent:
         if mono >= self._next_site_tick:
             self._next_site_tick = mono + SITE_TICK_S
             self._tick_site()
-            self._resend(mono)
+            self.outbox.pump()
         if mono >= self._next_disk_check:
             self._next_disk_check = mono + DISK_CHECK_S
             self._check_disk()
@@ -357,9 +366,7 @@ class Agent:
                 self.link.request_snapshot(have, f"gap: have {have}, delta continues {delta.prev_seq}")
 
     def _ack(self, ack: m.Ack) -> None:
-        self.journal.ack(ack.event_ids)
-        for event_id in ack.event_ids:
-            self._sent.pop(str(event_id), None)
+        self.outbox.acknowledged(ack.event_ids)
 
     # --- cards, PINs and codes ---------------------------------------------------------------------------
 
@@ -491,7 +498,7 @@ class Agent:
             booking_ref=verdict.booking_ref,
         )
         log.info("agent.decision", door=door, decision=verdict.decision.value, reason=verdict.reason.value)
-        self._publish(event)
+        self.outbox.publish(event)
 
     def awaiting_pin(self, door: str) -> bool:
         """Whether the reader at `door` waits for a PIN after a card tap."""
@@ -680,46 +687,18 @@ class Agent:
             detail=detail[:200],
         )
         log.warning("agent.alarm", kind=kind.value, raised=raised, door=door)
-        self._publish(event)
+        self.outbox.publish(event)
 
     def _system(self, kind: str, detail: str, door: str | None = None) -> None:
         event = self.journal.system(self.clock.now(), kind=kind, door=door, detail=detail[:200])
-        self._publish(event)
-
-    def _publish(self, event: m.AccessEvent | m.AlarmEvent | m.SystemEvent) -> None:
-        """Publish a just-journaled event now if connected; `_resend` and `_connected` catch the rest."""
-        if self.link is None or not self.link.connected:
-            return
-        self.link.publish_event(codec.encode(event))
-        self._sent[str(event.event_id)] = self.clock.monotonic()
-
-    def _publish_new(self) -> None:
-        """Publish journal events not yet sent on this connection."""
-        if self.link is None or not self.link.connected:
-            return
-        mono = self.clock.monotonic()
-        for event, payload in self.journal.pending(limit=500):
-            key = str(event.event_id)
-            if key not in self._sent:
-                self.link.publish_event(payload)
-                self._sent[key] = mono
-
-    def _resend(self, mono: float) -> None:
-        if self.link is None or not self.link.connected:
-            return
-        for event, payload in self.journal.pending(limit=500):
-            key = str(event.event_id)
-            if mono - self._sent.get(key, -1e9) >= RESEND_AFTER_S:
-                self.link.publish_event(payload)
-                self._sent[key] = mono
+        self.outbox.publish(event)
 
     def _connected(self) -> None:
-        self._sent.clear()  # whatever was in flight may be gone with the old connection
         if self.replica.seq is None and self.link is not None:
             self.link.request_snapshot(None, "no replica yet")
         for slug, machine in self.doors.items():
             self._door_state(slug, machine.state)
-        self._publish_new()
+        self.outbox.reconnected()
 
     def _check_disk(self) -> None:
         usage = self.journal.usage()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 import structlog
-from gpiozero import Factory
+from gpiozero import BadPinFactory, Factory, GPIOZeroError
 
 from controller.agent import Agent, AgentSettings
 from controller.clock import Clock, SystemClock
@@ -106,7 +106,13 @@ def run(config: AgentConfig, *, stop: threading.Event | None = None) -> int:
     stop = stop or threading.Event()
     try:
         running = start(config)
-    except (HardwareError, ReplicaError, JournalError, OSError) as exc:
+    except BadPinFactory as exc:
+        print(
+            f"error: no GPIO pins here ({exc}); on a Raspberry Pi install python3-lgpio, elsewhere try "
+            "the agent on simulated pins with GPIOZERO_PIN_FACTORY=mock"
+        )
+        return 1
+    except (HardwareError, ReplicaError, JournalError, GPIOZeroError, OSError) as exc:
         log.error("runtime.start_failed", error=str(exc))
         print(f"error: the agent could not start: {exc}")
         return 1

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from gpiozero.pins.mock import MockFactory
 from typer.testing import CliRunner
 
 from central.config import read_or_create_secret
-from controller import decide
+from controller import decide, runtime
 from controller.config import (
     BOARD_TO_GPIO,
     AgentConfig,
@@ -378,17 +376,20 @@ def test_the_agent_command_runs_the_runtime_with_the_loaded_config(
         started.append(config)
         return 3
 
-    monkeypatch.setitem(sys.modules, "controller.agent", SimpleNamespace(run=run))
+    monkeypatch.setattr(runtime, "run", run)
     result = runner.invoke(cli, ["agent", "--config", str(path)])
     assert result.exit_code == 3
     assert started == [load_config(path)]
 
 
-def test_a_missing_runtime_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "controller.agent", SimpleNamespace())
+def test_an_agent_without_gpio_pins_says_so_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
     result = runner.invoke(cli, ["agent", "--config", str(write(tmp_path, MINIMAL))])
     assert result.exit_code == 1
-    assert result.stderr == "error: the agent runtime (controller.agent) has no run(config) yet\n"
+    assert "no GPIO pins" in result.output and "GPIOZERO_PIN_FACTORY=mock" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_the_clock_policies_are_the_ones_the_decision_engine_knows() -> None:
