@@ -217,7 +217,8 @@ class Agent:
         """Handle work until `stop` is set; sleeps exactly until the next timer when idle."""
         while not stop.is_set():
             self.drain(timeout=self._sleep_for())
-            self.tick()
+            if not self._handle(self.tick):  # logged like failing work; the doors go on
+                stop.wait(0.1)
 
     def drain(self, timeout: float = 0.0) -> int:
         """Handle everything queued (waiting up to `timeout` for the first item); returns how many."""
@@ -256,9 +257,11 @@ class Agent:
             self._next_disk_check = mono + DISK_CHECK_S
             self._check_disk()
 
-    def _handle(self, work: Work) -> None:
+    def _handle(self, work: Work) -> bool:
+        """Do one piece of work; False (after logging it) if it failed."""
         try:
             self._dispatch(work)
+            return True
         except JournalFull as exc:
             log.error("agent.journal_full", error=str(exc))
             self._raise_disk_alarm(str(exc))
@@ -266,6 +269,7 @@ class Agent:
             log.error("agent.journal_error", error=str(exc))
         except Exception as exc:  # one bad input must never stop the doors
             log.exception("agent.work_failed", work=type(work).__name__, error=f"{type(exc).__name__}: {exc}")
+        return False
 
     def _dispatch(self, work: Work) -> None:
         if isinstance(work, CardPresented):
