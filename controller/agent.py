@@ -30,6 +30,7 @@ from controller.decide import ClockPolicy, SiteView, Verdict, clock_trusted, dec
 from controller.inputs import (
     CardPresented,
     CodeScanned,
+    Feedback,
     InputChanged,
     InputEvent,
     KeyPressed,
@@ -70,6 +71,10 @@ class DoorHardware(Protocol):
     def set_unlocked(self, unlocked: bool) -> None: ...
 
     def buzzer(self, on: bool) -> None: ...
+
+    def feedback(self, feedback: Feedback) -> None:
+        """Show the person at this door's reader what happened (LEDs, beeps)."""
+        ...
 
 
 class SiteHardware(Protocol):
@@ -391,7 +396,7 @@ class Agent:
         if verdict.needs_pin and credential is not None:
             self.pins[door].start(credential.ref, door, self.clock.monotonic())
             self._pending_pin[door] = _PendingPin(credential, bookings)
-            self._drive(door, [d.Buzzer(on=False)])
+            self.hardware[door].feedback(Feedback.PIN_NEEDED)
             log.info("agent.pin_requested", door=door, credential=credential.ref)
             return
         method = m.Method.CARD_PIN if credential and credential.pin_hash else m.Method.CARD
@@ -485,7 +490,8 @@ class Agent:
         )
 
     def _finish(self, door: str, verdict: Verdict, method: m.Method) -> None:
-        """Open (or not), then journal and publish the decision."""
+        """Open (or not), tell the person, then journal and publish the decision."""
+        self.hardware[door].feedback(Feedback.GRANTED if verdict.granted else Feedback.DENIED)
         if verdict.granted:
             self._door_event(door, d.Grant())
             if self.site_machine is not None:

@@ -20,7 +20,7 @@ from controller.devices.gpio import BinaryInputs, FireRelease, InputPin, LockRel
 from controller.devices.keyboard import KeyboardWedge
 from controller.devices.pcsc import PcscReader
 from controller.devices.serial_scanner import SerialScanner
-from controller.inputs import InputSink, Signal
+from controller.inputs import Feedback, InputSink, Signal
 
 SPEAKER_PULSE_S = 2.0
 
@@ -35,12 +35,23 @@ class Device(Protocol):
     def stop(self, timeout: float = 5.0) -> None: ...
 
 
+class FeedbackTarget(Protocol):
+    """A reader that can show feedback itself (an OSDP reader's LEDs and beeper)."""
+
+    def feedback(self, feedback: Feedback) -> None: ...
+
+
 @dataclass
 class GpioDoor:
     """One door's outputs: what controller.agent.DoorHardware asks for."""
 
     relay: LockRelay
     buzzer_output: Output | None = None
+    reader: FeedbackTarget | None = None  # set when the door's reader shows feedback itself
+
+    def feedback(self, feedback: Feedback) -> None:
+        if self.reader is not None:
+            self.reader.feedback(feedback)
 
     def set_unlocked(self, unlocked: bool) -> None:
         self.relay.set_unlocked(unlocked)

@@ -70,3 +70,13 @@ class ReaderStatus:
 
 InputEvent = CardPresented | CardRemoved | KeyPressed | CodeScanned | InputChanged | ReaderStatus
 InputSink = Callable[[InputEvent], None]
+
+
+class Feedback(StrEnum):
+    """What the person at a reader should see and hear (reader LEDs and beeper: OSDP, or a buzzer pin)."""
+
+    GRANTED = "granted"  # green
+    DENIED = "denied"  # red
+    PIN_NEEDED = "pin_needed"  # amber: type your PIN
+    ALARM = "alarm"  # a pattern while the door is in alarm
+    IDLE = "idle"  # back to the resting state

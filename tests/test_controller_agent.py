@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from controller.agent import Agent, AgentSettings, Connected, Received
 from controller.clock import ManualClock
-from controller.inputs import CardPresented, CodeScanned, InputChanged, KeyPressed, Signal
+from controller.inputs import CardPresented, CodeScanned, Feedback, InputChanged, KeyPressed, Signal
 from controller.uid import card_uid_hash
 from protocol import codec
 from protocol import messages as m
@@ -37,12 +37,16 @@ class FakeDoor:
     def __init__(self) -> None:
         self.unlocked: list[bool] = []
         self.buzzing: list[bool] = []
+        self.shown: list[Feedback] = []
 
     def set_unlocked(self, unlocked: bool) -> None:
         self.unlocked.append(unlocked)
 
     def buzzer(self, on: bool) -> None:
         self.buzzing.append(on)
+
+    def feedback(self, feedback: Feedback) -> None:
+        self.shown.append(feedback)
 
     @property
     def is_unlocked(self) -> bool:
@@ -176,8 +180,10 @@ def test_kari_taps_types_her_pin_and_walks_in(site: Site) -> None:
     door = site.doors["hovedinngang"]
     site.tap(KARI_UID)
     assert not door.is_unlocked  # the PIN comes first
+    assert door.shown == [Feedback.PIN_NEEDED]
     site.type("1234#")
     assert door.is_unlocked
+    assert door.shown == [Feedback.PIN_NEEDED, Feedback.GRANTED]
     site.contact("hovedinngang", True)
     site.wait(2)
     site.contact("hovedinngang", False)
