@@ -26,7 +26,7 @@ from controller import door as d
 from controller import site as s
 from controller.clock import Clock
 from controller.commands import CommandGuard, SqliteNonceStore
-from controller.decide import ClockPolicy, SiteView, Verdict, clock_trusted, decide_card, decide_token, denied
+from controller.decide import ClockPolicy, SiteView, Verdict, clock_trusted
 from controller.inputs import (
     CardPresented,
     CodeScanned,
@@ -39,12 +39,10 @@ from controller.inputs import (
 )
 from controller.journal import Journal, JournalError, JournalFull
 from controller.outbox import Outbox
-from controller.pin import PinEntry, PinGuard, PinHashError, PinOutcome, verify_pin
+from controller.reception import CardLocked, Outcome, PinPrompt, Reception, Result
 from controller.replica import DeltaResult, Replica, ReplicaError
-from controller.uid import CardUidError, card_uid_hash
 from protocol import messages as m
 from protocol.keys import KeySetError, PublicKeySet
-from protocol.token import PREFIX as TOKEN_PREFIX
 
 log = structlog.get_logger("controller.agent")
 
@@ -136,13 +134,6 @@ class AgentSettings:
     journal_max_bytes: int = 256 * 1024 * 1024
 
 
-@dataclass
-class _PendingPin:
-    credential: m.Credential
-    bookings: list[m.Booking]
-    method: m.Method = m.Method.CARD_PIN
-
-
 class Agent:
     """The site's decisions and door control. Thread-safe entry points: `submit` and the link handler
     methods; everything else runs on the agent's thread (`run`, or `drain`/`tick` in tests)."""
@@ -170,9 +161,15 @@ class Agent:
         )
         self._nonces = SqliteNonceStore(settings.data_dir / "nonces.db")
         self.commands = CommandGuard(settings.site, remember=self._nonces)
-        self.pin_guard = PinGuard()
-        self.pins: dict[str, PinEntry] = {slug: PinEntry() for slug in doors}
-        self._pending_pin: dict[str, _PendingPin] = {}
+        self.reception = Reception(
+            doors,
+            self.replica,
+            clock,
+            settings.uid_hash_key,
+            clock_policy=settings.clock_policy,
+            clock_trusted=self._clock_trusted,
+            locked_down=lambda door: self.doors[door].mode is d.DoorMode.LOCKED_DOWN,
+        )
         self._inbox: queue.Queue[Work] = queue.Queue()
         self.outbox = Outbox(self.journal, clock)
         self.link = link
@@ -181,7 +178,6 @@ class Agent:
         self._disk_alarm = False
         self._offline_readers: set[str] = set()
         self._clock_alarm = False
-        self._keys: PublicKeySet | None = None
         self.view: SiteView | None = None
         self.site_machine: s.SiteMachine | None = None
         self._site_layout: tuple[list[str], list[str]] | None = None
@@ -253,7 +249,7 @@ class Agent:
             due = machine.next_deadline()
             if due is not None and due <= mono:
                 self._drive(slug, machine.tick(mono))
-        self._expire_pins(mono)
+        self._reception_results(self.reception.expire())
         if mono >= self._next_site_tick:
             self._next_site_tick = mono + SITE_TICK_S
             self._tick_site()
@@ -278,11 +274,11 @@ class Agent:
 
     def _dispatch(self, work: Work) -> None:
         if isinstance(work, CardPresented):
-            self._card(work)
+            self._reception_results(self.reception.card(work))
         elif isinstance(work, KeyPressed):
-            self._key(work)
+            self._reception_results(self.reception.key(work))
         elif isinstance(work, CodeScanned):
-            self._code(work)
+            self._reception_results(self.reception.code(work))
         elif isinstance(work, InputChanged):
             self._signal(work)
         elif isinstance(work, ReaderStatus):
@@ -330,6 +326,7 @@ class Agent:
             log.error("agent.config_unusable", revision=config.revision, error=str(exc))
             return
         self.view = view
+        self.reception.view = view
         mono = self.clock.monotonic()
         for slug, machine in self.doors.items():
             door = view.doors.get(slug)
@@ -357,7 +354,7 @@ class Agent:
 
     def _use_keys(self, keys: m.SigningKeys) -> None:
         try:
-            self._keys = PublicKeySet.from_messages(keys.keys)
+            self.reception.keys = PublicKeySet.from_messages(keys.keys)
         except KeySetError as exc:
             log.error("agent.keys_unusable", error=str(exc))
 
@@ -379,115 +376,16 @@ class Agent:
 
     # --- cards, PINs and codes ---------------------------------------------------------------------------
 
-    def _card(self, tap: CardPresented) -> None:
-        door = tap.reader
-        if door not in self.doors:
-            log.warning("agent.unknown_reader", reader=door)
-            return
-        try:
-            uid_hash = card_uid_hash(tap.uid, self.settings.uid_hash_key)
-        except CardUidError:
-            self._finish(door, denied(m.Reason.UNKNOWN_CREDENTIAL), m.Method.CARD)
-            return
-        credential = self.replica.card(uid_hash)
-        now = self.clock.now()
-        bookings = self.replica.bookings_for(credential.person, now) if credential else []
-        verdict = self._decide_card(door, credential, bookings, pin_ok=None)
-        if verdict.needs_pin and credential is not None:
-            self.pins[door].start(credential.ref, door, self.clock.monotonic())
-            self._pending_pin[door] = _PendingPin(credential, bookings)
-            self.hardware[door].feedback(Feedback.PIN_NEEDED)
-            log.info("agent.pin_requested", door=door, credential=credential.ref)
-            return
-        method = m.Method.CARD_PIN if credential and credential.pin_hash else m.Method.CARD
-        self._finish(door, verdict, method)
-
-    def _decide_card(
-        self, door: str, credential: m.Credential | None, bookings: list[m.Booking], *, pin_ok: bool | None
-    ) -> Verdict:
-        if self.view is None:  # no configuration yet: nobody can be judged
-            return denied(m.Reason.UNKNOWN_CREDENTIAL, credential)
-        now = self.clock.now()
-        pin_locked = credential is not None and self.pin_guard.locked(credential.ref, self.clock.monotonic())
-        return decide_card(
-            self.view,
-            door,
-            credential,
-            bookings,
-            now,
-            pin_ok=pin_ok,
-            clock_trusted=self._clock_trusted(now),
-            clock_policy=self.settings.clock_policy,
-            lockdown=self.doors[door].mode is d.DoorMode.LOCKED_DOWN,
-            pin_locked=pin_locked,
-        )
-
-    def _key(self, press: KeyPressed) -> None:
-        entry = self.pins.get(press.reader)
-        pending = self._pending_pin.get(press.reader)
-        if entry is None or pending is None:
-            return
-        step = entry.key(press.key, self.clock.monotonic())
-        if step.outcome is PinOutcome.TIMED_OUT:
-            self._pin_timed_out(press.reader)
-        elif step.submitted and step.pin is not None:
-            del self._pending_pin[press.reader]
-            self._check_pin(press.reader, pending, step.pin)
-
-    def _check_pin(self, door: str, pending: _PendingPin, pin: str) -> None:
-        credential = pending.credential
-        try:
-            pin_ok = credential.pin_hash is not None and verify_pin(credential.pin_hash, pin)
-        except PinHashError as exc:  # central's data is wrong, not the resident's PIN: do not count it
-            log.error("agent.pin_hash_unusable", credential=credential.ref, error=str(exc))
-            self._finish(door, denied(m.Reason.WRONG_PIN, credential), m.Method.CARD_PIN)
-            return
-        verdict = self._decide_card(door, credential, pending.bookings, pin_ok=pin_ok)  # before counting
-        if pin_ok:
-            self.pin_guard.succeeded(credential.ref)
-        elif self.pin_guard.failed(credential.ref, self.clock.monotonic()):
-            detail = f"card {credential.ref} locked after wrong PINs"
-            self._alarm(m.AlarmKind.PIN_BRUTE_FORCE, door=door, detail=detail)
-        self._finish(door, verdict, m.Method.CARD_PIN)
-
-    def _expire_pins(self, mono: float) -> None:
-        for door, entry in self.pins.items():
-            if door in self._pending_pin and entry.expired(mono):
-                self._pin_timed_out(door)
-
-    def _pin_timed_out(self, door: str) -> None:
-        pending = self._pending_pin.pop(door, None)
-        self.pins[door].cancel()
-        if pending is not None:
-            self._finish(door, denied(m.Reason.PIN_TIMEOUT, pending.credential), m.Method.CARD_PIN)
-
-    def _code(self, scan: CodeScanned) -> None:
-        door = scan.reader
-        if door not in self.doors:
-            log.warning("agent.unknown_reader", reader=door)
-            return
-        if not scan.text.upper().startswith(TOKEN_PREFIX):
-            self._finish(door, denied(m.Reason.TOKEN_INVALID), m.Method.PHONE_QR)
-            return
-        self._finish(door, self._decide_token(door, scan.text), m.Method.PHONE_QR)
-
-    def _decide_token(self, door: str, text: str) -> Verdict:
-        if self.view is None:
-            return denied(m.Reason.TOKEN_INVALID)
-        if self._keys is None:
-            return denied(m.Reason.TOKEN_UNKNOWN_KEY)
-        now = self.clock.now()
-        revoked = _Revoked(self.replica)
-        return decide_token(
-            self.view,
-            door,
-            text,
-            self._keys,
-            revoked,
-            now,
-            clock_trusted=self._clock_trusted(now),
-            lockdown=self.doors[door].mode is d.DoorMode.LOCKED_DOWN,
-        )
+    def _reception_results(self, results: list[Result]) -> None:
+        for result in results:
+            if isinstance(result, Outcome):
+                self._finish(result.door, result.verdict, result.method)
+            elif isinstance(result, PinPrompt):
+                self.hardware[result.door].feedback(Feedback.PIN_NEEDED)
+                log.info("agent.pin_requested", door=result.door, credential=result.credential_ref)
+            elif isinstance(result, CardLocked):
+                detail = f"card {result.credential_ref} locked after wrong PINs"
+                self._alarm(m.AlarmKind.PIN_BRUTE_FORCE, door=result.door, detail=detail)
 
     def _finish(self, door: str, verdict: Verdict, method: m.Method) -> None:
         """Open (or not), tell the person, then journal and publish the decision."""
@@ -512,7 +410,7 @@ class Agent:
 
     def awaiting_pin(self, door: str) -> bool:
         """Whether the reader at `door` waits for a PIN after a card tap."""
-        return door in self._pending_pin
+        return self.reception.awaiting_pin(door)
 
     @property
     def clock_alarm(self) -> bool:
@@ -745,13 +643,3 @@ def open_replica(path: Path, site: str) -> Replica:
         log.error("agent.replica_unusable", error=str(exc), moved_to=str(aside))
         path.rename(aside)
         return Replica(path, site=site)
-
-
-class _Revoked:
-    """`token_id in revoked` answered by the replica's revocation list."""
-
-    def __init__(self, replica: Replica) -> None:
-        self._replica = replica
-
-    def __contains__(self, token_id: object) -> bool:
-        return isinstance(token_id, str) and self._replica.is_revoked(token_id)
