@@ -21,6 +21,9 @@ from controller.devices.keyboard import KeyboardWedge
 from controller.devices.pcsc import PcscReader
 from controller.devices.serial_scanner import SerialScanner
 from controller.inputs import Feedback, InputSink, Signal
+from firmware_bridge.channel import open_bus
+from firmware_bridge.cp import OsdpBus, OsdpReader
+from firmware_bridge.keys import KeyFile, KeyFileError
 
 SPEAKER_PULSE_S = 2.0
 
@@ -73,6 +76,7 @@ class GpioSite:
     lights_by_zone: dict[str, Output] = field(default_factory=dict)
     intruder: Output | None = None
     speaker: Output | None = None
+    _speaker_off: threading.Timer | None = field(default=None, repr=False)
 
     def lights(self, zone: str, on: bool) -> None:
         light = self.lights_by_zone.get(zone)
@@ -88,12 +92,16 @@ class GpioSite:
         speaker = self.speaker
         if speaker is None:
             return
+        if self._speaker_off is not None:
+            self._speaker_off.cancel()
         speaker.on()
-        timer = threading.Timer(SPEAKER_PULSE_S, speaker.off)
-        timer.daemon = True
-        timer.start()
+        self._speaker_off = threading.Timer(SPEAKER_PULSE_S, speaker.off)
+        self._speaker_off.daemon = True
+        self._speaker_off.start()
 
     def close(self) -> None:
+        if self._speaker_off is not None:
+            self._speaker_off.cancel()
         for output in [*self.lights_by_zone.values(), self.intruder, self.speaker]:
             if output is not None:
                 output.close()
@@ -110,6 +118,7 @@ class Hardware:
         self.site = GpioSite()
         self._inputs: BinaryInputs | None = None
         self._devices: list[Device] = []
+        self._osdp: OsdpBus | None = None
         self.fire: FireRelease | None = None
         try:
             self._build_outputs()
@@ -168,7 +177,11 @@ class Hardware:
         return pins
 
     def _door_devices(self, door: DoorHardware, sink: InputSink) -> list[Device]:
-        devices: list[Device] = [reader_device(door.reader, door.slug, sink)]
+        osdp = self._osdp_bus() if door.reader.kind == "osdp" else None
+        reader = reader_device(door.reader, door.slug, sink, osdp=osdp)
+        if isinstance(reader, OsdpReader):
+            self.doors[door.slug].reader = reader  # the agent's feedback lights the reader's LEDs
+        devices: list[Device] = [reader]
         if door.keypad is not None:
             devices.append(KeyboardWedge(door.keypad.target, door.slug, sink, mode="keypad"))
         if door.scanner is not None:
@@ -193,18 +206,40 @@ class Hardware:
             door.close()
         self.site.close()
 
+    def _osdp_bus(self) -> OsdpBus:
+        """The one control panel for every OSDP reader of the site (their keys read, or made in install
+        mode, before anything is sent on the bus)."""
+        if self._osdp is None:
+            settings = self._config.osdp
+            if settings is None:
+                raise HardwareError("OSDP readers need an [osdp] section in the configuration")
+            addresses = self._config.osdp_addresses().values()
+            try:
+                keys = KeyFile(settings.key_file).keys_for(addresses, install_mode=settings.install_mode)
+            except KeyFileError as exc:
+                raise HardwareError(str(exc)) from None
+            bus = settings.bus
+            self._osdp = OsdpBus(
+                open_bus(bus.kind, bus.target, bus.baud),
+                keys,
+                install_mode=settings.install_mode,
+                key_file=str(settings.key_file),
+            )
+        return self._osdp
 
-def reader_device(spec: DeviceSpec, door: str, sink: InputSink) -> Device:
+
+def reader_device(spec: DeviceSpec, door: str, sink: InputSink, *, osdp: OsdpBus | None = None) -> Device:
+    """The device behind a door's reader; an OSDP reader joins `osdp`, the site's one OSDP bus."""
     if spec.kind == "pcsc":
         return PcscReader(re.escape(spec.target), door, sink)
-    raise HardwareError(
-        f"door {door}: reader {spec} is not supported yet (OSDP readers come with firmware_bridge)"
-    )
+    if spec.kind == "osdp":
+        if osdp is None:
+            raise HardwareError(f"door {door}: reader {spec} needs the site's OSDP bus ([osdp] section)")
+        return osdp.reader(int(spec.target), door, sink)
+    raise HardwareError(f"door {door}: reader {spec} is not supported")
 
 
 def scanner_device(spec: DeviceSpec, door: str, sink: InputSink) -> Device:
     if spec.kind == "serial":
         return SerialScanner(spec.target, door, sink, baudrate=spec.baud or 9600)
     return KeyboardWedge(spec.target, door, sink, mode="scanner")
-
-

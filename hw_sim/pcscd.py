@@ -1,10 +1,15 @@
 """A real pcscd with vsmartcard's virtual readers (vpcd), private to one test session, benchmark or demo.
 
-Private, so it never touches a pcscd the machine already runs: its own reader.conf.d (`-c`) gives the two
+Private, so it never touches a pcscd the machine already runs: its own reader.conf.d (`-c`) gives the
 virtual readers their own TCP ports, and its client socket is handed over by socket activation (LISTEN_FDS, as
 systemd does), because pcscd 1.9 has the socket path compiled in while libpcsclite clients read it from the
 PCSCLITE_CSOCK_NAME environment variable. libpcsclite reads that variable once per process, before its first
 call: export it (`running_pcscd(export_socket=True)` does) before anything in the process touches PC/SC.
+
+Each vpcd device is two readers on consecutive ports; a site with more doors gets more devices, each with a
+name of its own (pcscd names the readers of same-named devices alike: "Virtual PCD 00 00" thrice) and a
+copy of the driver of its own: the driver keeps its readers in a static table of two, so devices sharing one
+loaded copy would take each other's slots (pcscd loads a library once per path, dlopen once per file).
 
 pcscd still writes and removes /run/pcscd/pcscd.pid, which it needs to be able to create (root, or a
 /run/pcscd that exists). vpcd listens on all interfaces: a simulator for tests, never for a production Pi.
@@ -32,6 +37,8 @@ VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
 SOCKET_ENV = "PCSCLITE_CSOCK_NAME"
 FRIENDLY_NAME = "Virtual PCD"
 SLOTS = 2  # Debian's vpcd exposes two readers per configured device: ports base and base + 1
+DEFAULT_READERS = 8  # running_pcscd(): enough for a torg's doors and its kiosk
+MAX_READERS = 16  # pcscd's own limit (PCSCLITE_MAX_READERS_CONTEXTS)
 READY_TIMEOUT_S = 10.0
 # Socket activation as systemd does it: the listening socket at fd 3 and LISTEN_PID naming the process that
 # gets it; exec keeps the pid, so a tiny launcher can set both and become pcscd.
@@ -61,29 +68,53 @@ def find_pcscd() -> Path:
 
 def free_port_pair() -> int:
     """A port p on which p and p + 1 are both free right now (vpcd wants consecutive ports)."""
+    return free_port_run(SLOTS)
+
+
+def free_port_run(count: int) -> int:
+    """A port p on which p .. p + count - 1 are all free right now (one vpcd device per two of them)."""
     for _ in range(50):
-        with socket.socket() as first, socket.socket() as second:
+        with contextlib.ExitStack() as held:
+            first = held.enter_context(socket.socket())
             first.bind(("0.0.0.0", 0))  # noqa: S104 - vpcd binds all interfaces, so check the same
             port = int(first.getsockname()[1])
-            if port >= 65535:
+            if port + count - 1 > 65535:
                 continue
             try:
-                second.bind(("0.0.0.0", port + 1))  # noqa: S104
+                for offset in range(1, count):
+                    held.enter_context(socket.socket()).bind(("0.0.0.0", port + offset))  # noqa: S104
             except OSError:
                 continue
             return port
-    raise PcscdError("found no two consecutive free TCP ports for the virtual readers")
+    raise PcscdError(f"found no {count} consecutive free TCP ports for the virtual readers")
 
 
 @dataclass
 class PcscDaemon:
     """One pcscd: start()/stop()/kill()/restart() keep its socket path and reader ports, so PC/SC clients
-    see the same readers come back, as after `systemctl restart pcscd` on a Pi."""
+    see the same readers come back, as after `systemctl restart pcscd` on a Pi.
+
+    `readers` virtual readers (rounded up to whole vpcd devices of two) listen on `base_port` onwards; 0 as
+    `base_port` picks free ports.
+    """
 
     root: Path
-    base_port: int = field(default_factory=free_port_pair)
+    base_port: int = 0
     binary: Path = field(default_factory=find_pcscd)
+    readers: int = SLOTS
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.readers <= MAX_READERS:
+            raise ValueError(f"a pcscd can have 1 to {MAX_READERS} virtual readers, not {self.readers}")
+        self.readers = self.devices * SLOTS
+        if self.base_port == 0:
+            self.base_port = free_port_run(self.readers)
+
+    @property
+    def devices(self) -> int:
+        """How many vpcd devices (two readers each) the daemon is configured with."""
+        return -(-self.readers // SLOTS)
 
     @property
     def socket_path(self) -> Path:
@@ -102,8 +133,10 @@ class PcscDaemon:
         return self._process is not None and self._process.poll() is None
 
     def reader_name(self, slot: int = 0) -> str:
-        """The PC/SC name of virtual reader `slot` (0 or 1)."""
-        return f"{FRIENDLY_NAME} 00 {self._slot(slot):02d}"
+        """The PC/SC name of virtual reader `slot` (0 .. readers - 1): "Virtual PCD 00 01" for slot 1,
+        "Virtual PCD B 00 00" for slot 2."""
+        device, index = divmod(self._slot(slot), SLOTS)
+        return f"{device_name(device)} 00 {index:02d}"
 
     def port(self, slot: int = 0) -> int:
         """The TCP port a VirtualCard connects to in order to lie on reader `slot`."""
@@ -114,7 +147,7 @@ class PcscDaemon:
         return {SOCKET_ENV: str(self.socket_path)}
 
     def start(self) -> None:
-        """Start pcscd and return once both virtual readers listen."""
+        """Start pcscd and return once its virtual readers listen."""
         if self.running:
             return
         self._write_config()
@@ -146,18 +179,32 @@ class PcscDaemon:
         self.start()
 
     def _slot(self, slot: int) -> int:
-        if not 0 <= slot < SLOTS:
-            raise ValueError(f"the virtual readers are slots 0..{SLOTS - 1}, not {slot}")
+        if not 0 <= slot < self.readers:
+            raise ValueError(f"the virtual readers are slots 0..{self.readers - 1}, not {slot}")
         return slot
 
     def _write_config(self) -> None:
         self.config_dir.mkdir(parents=True, exist_ok=True)
-        (self.config_dir / "vpcd").write_text(
-            f'FRIENDLYNAME "{FRIENDLY_NAME}"\n'
-            f"DEVICENAME /dev/null:{self.base_port:#x}\n"
-            f"LIBPATH {VPCD_DRIVER}\n"
-            f"CHANNELID {self.base_port:#x}\n"
-        )
+        for stale in self.config_dir.glob("vpcd*"):
+            stale.unlink()
+        for device in range(self.devices):
+            port = self.base_port + device * SLOTS
+            (self.config_dir / f"vpcd{device}").write_text(
+                f'FRIENDLYNAME "{device_name(device)}"\n'
+                f"DEVICENAME /dev/null:{port:#x}\n"
+                f"LIBPATH {self._driver(device)}\n"
+                f"CHANNELID {port:#x}\n"
+            )
+
+    def _driver(self, device: int) -> Path:
+        """The system's vpcd driver for the first device, a private copy for each further one."""
+        if device == 0:
+            return VPCD_DRIVER
+        copy = self.root / "drivers" / f"libifdvpcd-{device}.so"
+        if not copy.exists():
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(VPCD_DRIVER, copy)
+        return copy
 
     def _bind_socket(self) -> socket.socket:
         with contextlib.suppress(FileNotFoundError):
@@ -175,8 +222,9 @@ class PcscDaemon:
             log = self._log_since(log_offset)
             if "init failed" in log or "Could not initialize" in log:
                 self.stop()
+                last = self.base_port + self.readers - 1
                 raise PcscdError(
-                    f"pcscd could not open the virtual readers on ports {self.base_port}+1:\n{log}"
+                    f"pcscd could not open the virtual readers on ports {self.base_port}-{last}:\n{log}"
                 )
             if "daemon ready" in log:
                 return
@@ -209,16 +257,22 @@ class PcscDaemon:
                 process.wait()
 
 
+def device_name(device: int) -> str:
+    """The FRIENDLYNAME of vpcd device `device`: "Virtual PCD", then "Virtual PCD B", "Virtual PCD C", ..."""
+    return FRIENDLY_NAME if device == 0 else f"{FRIENDLY_NAME} {chr(ord('A') + device)}"
+
+
 @contextlib.contextmanager
-def running_pcscd(*, export_socket: bool = True) -> Iterator[PcscDaemon]:
-    """A started pcscd in its own temporary directory, stopped and deleted afterwards.
+def running_pcscd(*, export_socket: bool = True, readers: int = DEFAULT_READERS) -> Iterator[PcscDaemon]:
+    """A started pcscd with `readers` virtual readers in its own temporary directory, stopped and deleted
+    afterwards.
 
     With `export_socket`, this process's PC/SC clients (pyscard) are pointed at it via PCSCLITE_CSOCK_NAME;
     that only works if nothing in the process has used PC/SC before.
     """
     # /tmp keeps the unix socket path under its 107-byte limit even with a long TMPDIR.
     root = Path(tempfile.mkdtemp(prefix="meraapent-pcscd-", dir="/tmp"))
-    daemon = PcscDaemon(root=root)
+    daemon = PcscDaemon(root=root, readers=readers)
     previous = os.environ.get(SOCKET_ENV)
     if export_socket:
         os.environ[SOCKET_ENV] = str(daemon.socket_path)

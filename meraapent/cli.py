@@ -14,6 +14,7 @@ import typer
 from central.cli import app as central_app
 from meraapent.agent_cli import app as agent_app
 from meraapent.keys_cli import app as keys_app
+from meraapent.sim_cli import app as sim_app
 from meraapent.token_cli import app as token_app
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app.add_typer(central_app, name="central", help="The central authorisation servi
 app.add_typer(agent_app, name="agent", help="The site agent on a Raspberry Pi.")
 app.add_typer(keys_app, name="keys", help="Signing keys for phone tokens.")
 app.add_typer(token_app, name="token", help="Issue and verify phone tokens.")
+app.add_typer(sim_app, name="sim", help="Simulated sites on virtual hardware.")
 
 
 def main() -> None:

@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
-# `make demo`: a local mosquitto, central with the Asker demo data, the API on http://127.0.0.1:8000.
-# Everything lives in var/demo/ and listens on 127.0.0.1 only. Ctrl-C stops both.
+# `make demo`: a local mosquitto, central with the Asker demo data (API on http://127.0.0.1:8000, its log in
+# var/demo/central.log) and, in the foreground, a simulated Heggedal to play with (`meraapent sim site`).
+# Everything lives in var/demo/ and listens on 127.0.0.1 only. `quit` or Ctrl-C stops everything.
+# With stdin not a terminal the simulator reads its commands from it: `make demo < commands.txt`.
 #
 #   MERAAPENT_MQTT_PORT        broker port (default 1883); central is told the same port
 #   MERAAPENT_DEMO_HTTP_PORT   API port (default 8000)
+#   MERAAPENT_DEMO_AT          the simulated site's time: open (default: now if Heggedal is open now, else
+#                              its next evening at 19:00), now, or a site time such as 2030-06-03T19:00
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 
 MQTT_PORT=${MERAAPENT_MQTT_PORT:-1883}
 HTTP_PORT=${MERAAPENT_DEMO_HTTP_PORT:-8000}
+DEMO_AT=${MERAAPENT_DEMO_AT:-open}
+SITE=heggedal
 DATA_DIR=$ROOT/var/demo
 BROKER_DIR=$DATA_DIR/mosquitto
 MERAAPENT=$ROOT/.venv/bin/meraapent
 
 # The demo must never touch a real installation configured in this shell's environment.
-unset MERAAPENT_DB_URL MERAAPENT_MQTT_USERNAME MERAAPENT_MQTT_PASSWORD
+unset MERAAPENT_DB_URL MERAAPENT_MQTT_USERNAME MERAAPENT_MQTT_PASSWORD PCSCLITE_CSOCK_NAME
 export MERAAPENT_DATA_DIR=$DATA_DIR MERAAPENT_MQTT_HOST=127.0.0.1 MERAAPENT_MQTT_PORT=$MQTT_PORT
 
 die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
@@ -35,13 +41,19 @@ mosquitto_binary() {
     command -v mosquitto || command -v /usr/sbin/mosquitto || die "mosquitto not found; run: bash scripts/bootstrap.sh"
 }
 
-BROKER_PID=
-stop_broker() {
-    if [[ -n $BROKER_PID ]] && kill -0 "$BROKER_PID" 2>/dev/null; then
-        kill -TERM "$BROKER_PID" 2>/dev/null || true
-        wait "$BROKER_PID" 2>/dev/null || true
-        echo "demo: mosquitto stopped"
+stop_pid() {  # pid, name
+    if [[ -n $1 ]] && kill -0 "$1" 2>/dev/null; then
+        kill -TERM "$1" 2>/dev/null || true
+        wait "$1" 2>/dev/null || true
+        echo "demo: $2 stopped"
     fi
+}
+
+BROKER_PID=
+CENTRAL_PID=
+stop_all() {
+    stop_pid "$CENTRAL_PID" central
+    stop_pid "$BROKER_PID" mosquitto
 }
 
 start_broker() {
@@ -62,15 +74,33 @@ start_broker() {
     die "mosquitto did not start on 127.0.0.1:$MQTT_PORT (after $tries tries; log above)"
 }
 
+start_central() {  # in the background, its log in a file: the terminal belongs to the simulated site
+    "$MERAAPENT" central serve --host 127.0.0.1 --port "$HTTP_PORT" </dev/null >"$DATA_DIR/central.log" 2>&1 &
+    CENTRAL_PID=$!
+    local tries
+    for tries in $(seq 300); do
+        listening "$HTTP_PORT" && return 0
+        kill -0 "$CENTRAL_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    tail -n 15 "$DATA_DIR/central.log" >&2 || true
+    die "central did not start on 127.0.0.1:$HTTP_PORT (after $tries tries; log above, all of it in var/demo/central.log)"
+}
+
 has_signing_key() {  # central/keystore.py: keys/ACTIVE names the active signing key
     [[ -s $DATA_DIR/keys/ACTIVE ]]
+}
+
+# The simulated card readers run on a private pcscd, which must be able to create /run/pcscd.
+can_simulate() {
+    [[ $(id -u) -eq 0 || -w /run/pcscd ]]
 }
 
 check_port "MQTT broker" "$MQTT_PORT" MERAAPENT_MQTT_PORT "a system broker stops with: systemctl stop mosquitto"
 check_port "API server" "$HTTP_PORT" MERAAPENT_DEMO_HTTP_PORT
 [[ -x $MERAAPENT ]] || die "$MERAAPENT is missing; run: bash scripts/bootstrap.sh"
 
-trap stop_broker EXIT
+trap stop_all EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -79,16 +109,41 @@ echo "demo: mosquitto listening on 127.0.0.1:$MQTT_PORT (log: var/demo/mosquitto
 "$MERAAPENT" central migrate
 has_signing_key || "$MERAAPENT" keys generate
 "$MERAAPENT" central seed
+start_central
+echo "demo: central listening on http://127.0.0.1:$HTTP_PORT (log: var/demo/central.log)"
 
 cat <<EOF
 
-  Meråpent demo is starting (data in var/demo/; Ctrl-C stops it)
+  Meråpent demo (data in var/demo/)
 
   API docs        http://127.0.0.1:$HTTP_PORT/docs
   Admin token     var/demo/admin-token  ("Authorize" in the API docs, or
                   curl -H "Authorization: Bearer \$(cat var/demo/admin-token)" http://127.0.0.1:$HTTP_PORT/...)
   Watch MQTT      mosquitto_sub -h 127.0.0.1 -p $MQTT_PORT -v -t 'meraapent/v1/#'
   Start afresh    make clean && make demo
+EOF
+
+if ! can_simulate; then
+    cat <<EOF
+
+  The simulated $SITE needs root: its virtual card readers run on a private pcscd, which must create
+  /run/pcscd. Run \`sudo make demo\` to play it. Central and mosquitto keep running; Ctrl-C stops them.
 
 EOF
-"$MERAAPENT" central serve --host 127.0.0.1 --port "$HTTP_PORT"
+    wait "$CENTRAL_PID"
+    exit 0
+fi
+
+cat <<EOF
+
+  Below, a simulated Heggedal innbyggertorg: its real site agent on virtual doors, card readers and keypads,
+  talking to central over MQTT. Play a resident's evening:
+
+      tap hovedinngang kari      Kari Nordmann's library card on the main entrance's reader
+      pin hovedinngang 1234      her PIN (every demo PIN is 1234)
+      push hovedinngang          the door opens while the lock is released
+      status                     doors, relays and the latest events;  central: what central stored
+      help                       every command (exit buttons, forcing a door, the fire alarm, ...);  quit
+
+EOF
+"$MERAAPENT" sim site --site "$SITE" --api "http://127.0.0.1:$HTTP_PORT" --at "$DEMO_AT"

@@ -1,5 +1,7 @@
 """Real infrastructure for tests: a throwaway PostgreSQL cluster and mosquitto brokers on loopback.
 
+The broker itself is hw_sim.broker.MosquittoBroker (the simulator starts one too), re-exported here.
+
 Tests run against the same servers as production instead of fakes, because the pitfalls that matter (retained
 state across restarts, persistent sessions, PostgreSQL's stricter types) only show on the real thing.
 Everything lives in a temporary directory, listens on 127.0.0.1 on a free port and is removed afterwards.
@@ -12,11 +14,8 @@ import contextlib
 import os
 import pwd
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,33 +24,35 @@ from pathlib import Path
 import psycopg
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-MOSQUITTO_TEMPLATE = REPO_ROOT / "deploy" / "mosquitto" / "demo.conf"
-LOOPBACK = "127.0.0.1"
-READY_TIMEOUT_S = 15.0
-BOOTSTRAP_HINT = "run `bash scripts/bootstrap.sh` (or `make test`) to install it"
+# The broker lives in hw_sim (the simulator and the benchmarks start one too); re-exported for the tests.
+from hw_sim.broker import (
+    BOOTSTRAP_HINT,
+    LOOPBACK,
+    MOSQUITTO_TEMPLATE,
+    REPO_ROOT,
+    MosquittoBroker,
+    free_port,
+    mosquitto_config,
+    port_accepts,
+    running_mosquitto,
+)
+from hw_sim.broker import tail as _tail
 
-
-def free_port() -> int:
-    """A TCP port on loopback that nobody listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_accepts(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log written)"
+__all__ = [
+    "LOOPBACK",
+    "MOSQUITTO_TEMPLATE",
+    "REPO_ROOT",
+    "MosquittoBroker",
+    "PostgresCluster",
+    "find_binary",
+    "free_port",
+    "libpq_url",
+    "mosquitto_config",
+    "port_accepts",
+    "running_mosquitto",
+    "running_postgres_cluster",
+    "unique_db_name",
+]
 
 
 def find_binary(name: str) -> Path:
@@ -164,117 +165,5 @@ def running_postgres_cluster() -> Iterator[PostgresCluster]:
     finally:
         try:
             cluster.stop()
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
-
-
-# ---------------------------------------------------------------------------------------------- mosquitto
-
-
-def mosquitto_config(port: int, data_dir: Path) -> str:
-    """The demo configuration (deploy/mosquitto/demo.conf) filled in for one broker."""
-    return (
-        MOSQUITTO_TEMPLATE.read_text()
-        .replace("@PORT@", str(port))
-        .replace("@DATA_DIR@", str(data_dir))
-        .replace("@USER@", pwd.getpwuid(os.geteuid()).pw_name)
-    )
-
-
-@dataclass
-class MosquittoBroker:
-    """A real mosquitto on loopback. stop()/start() keep the port and the persistence directory, so
-    retained messages and persistent sessions survive a restart as they do in production."""
-
-    data_dir: Path
-    port: int = field(default_factory=free_port)
-    host: str = LOOPBACK
-    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
-
-    @property
-    def config_path(self) -> Path:
-        return self.data_dir / "mosquitto.conf"
-
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir / "mosquitto.log"
-
-    @property
-    def stderr_path(self) -> Path:
-        return self.data_dir / "mosquitto.stderr"
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def start(self) -> None:
-        """Start the broker and return once it accepts connections."""
-        if self.running:
-            return
-        binary = find_binary("mosquitto")
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(mosquitto_config(self.port, self.data_dir))
-        # stderr gets what mosquitto says before its log file is open (bad config, port taken).
-        with self.stderr_path.open("ab") as stderr:
-            self._process = subprocess.Popen(
-                [str(binary), "-c", str(self.config_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-            )
-        self._wait_until_ready()
-
-    def _wait_until_ready(self) -> None:
-        assert self._process is not None
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not port_accepts(self.host, self.port):
-            if self._process.poll() is not None:
-                self._process = None
-                pytest.fail(
-                    f"mosquitto on port {self.port} exited at start:\n{_tail(self.stderr_path)}\n"
-                    f"{_tail(self.log_path)}",
-                    pytrace=False,
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"mosquitto did not accept connections on port {self.port} in time")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        """A clean shutdown (SIGTERM): the broker saves its persistence database first."""
-        self._end(signal.SIGTERM)
-
-    def kill(self) -> None:
-        """A crash (SIGKILL): whatever was not yet autosaved is lost, clients see a dropped connection."""
-        self._end(signal.SIGKILL)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def _end(self, sig: signal.Signals) -> None:
-        process, self._process = self._process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.send_signal(sig)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-@contextlib.contextmanager
-def running_mosquitto() -> Iterator[MosquittoBroker]:
-    """A running broker in its own temporary directory, stopped and deleted afterwards."""
-    root = Path(tempfile.mkdtemp(prefix="meraapent-mqtt-"))
-    broker = MosquittoBroker(data_dir=root)
-    try:
-        broker.start()
-        yield broker
-    finally:
-        try:
-            broker.stop()
         finally:
             shutil.rmtree(root, ignore_errors=True)
