@@ -25,6 +25,7 @@ import msgspec
 import msgspec.inspect as mi
 from msgspec import Meta
 
+from firmware_bridge.keys import KeyFile, KeyFileError
 from protocol import messages as m
 from protocol.topics import SLUG_PATTERN
 
@@ -148,7 +149,16 @@ class ScannerSpec(DeviceSpec):
     example = "'evdev:/dev/input/by-id/...' or 'serial:/dev/ttyACM0' (optionally '@9600' for the baud rate)"
 
 
+class BusSpec(DeviceSpec):
+    """The RS-485 bus of the OSDP readers: a serial port, or a bus simulated in the agent's process."""
+
+    allowed = ("serial", "sim")
+    example = "'serial:/dev/ttyAMA0@9600' (an RS-485 port; 9600 baud if not given) or 'sim:<name>'"
+
+
 _PATH_KINDS = ("evdev", "serial")
+OSDP_MAX_ADDRESS = 126  # 0x7F is the broadcast address
+OSDP_BAUD_RATES = (9600, 19200, 38400, 57600, 115200, 230400)
 
 
 def parse_device(spec_type: type[DeviceSpec], value: object) -> DeviceSpec:
@@ -165,7 +175,16 @@ def parse_device(spec_type: type[DeviceSpec], value: object) -> DeviceSpec:
         target, baud = at.group(1), int(at.group(2))
     if kind in _PATH_KINDS and not target.startswith("/"):
         raise ValueError(f"{kind} needs an absolute device path, got {target!r}")
+    if kind == "osdp":
+        target = str(_osdp_address(target))
     return spec_type(kind, target.strip(), baud)
+
+
+def _osdp_address(text: str) -> int:
+    """An OSDP reader's bus address, 0-126; "osdp:01" and "osdp:1" are the same reader."""
+    if not re.fullmatch(r"\s*\d{1,3}\s*", text) or int(text) > OSDP_MAX_ADDRESS:
+        raise ValueError(f"osdp needs the reader's bus address, 0 to {OSDP_MAX_ADDRESS}, got {text!r}")
+    return int(text)
 
 
 # --- the schema ------------------------------------------------------------------------------------------
@@ -233,11 +252,25 @@ class SiteHardware(_Section, frozen=True):
     beams: dict[Slug, GpioPin] = {}  # door slug -> passage counting beam
 
 
+class OsdpSettings(_Section, frozen=True):
+    """The OSDP readers' bus. The secure channel keys are in `key_file` (firmware_bridge.keys), never here;
+    `install_mode` lets readers still on the default key be given theirs: on only while installing readers."""
+
+    bus: BusSpec
+    key_file: Path
+    install_mode: bool = False
+
+
 class AgentConfig(_Section, frozen=True):
     agent: AgentSettings
     mqtt: MqttSettings
     doors: tuple[DoorHardware, ...]
     site: SiteHardware = SiteHardware()
+    osdp: OsdpSettings | None = None
+
+    def osdp_addresses(self) -> dict[str, int]:
+        """The doors with an OSDP reader: door slug -> the reader's bus address."""
+        return {d.slug: int(d.reader.target) for d in self.doors if d.reader.kind == "osdp"}
 
     def door(self, slug: str) -> DoorHardware:
         for door in self.doors:
@@ -328,7 +361,9 @@ def _resolve_paths(config: AgentConfig, base: Path) -> AgentConfig:
     agent = msgspec.structs.replace(a, data_dir=rel(a.data_dir), uid_hash_key_file=rel(a.uid_hash_key_file))
     tls = None if q.tls is None else msgspec.structs.replace(q.tls, ca_file=rel_opt(q.tls.ca_file))
     mqtt = msgspec.structs.replace(q, password_file=rel_opt(q.password_file), tls=tls)
-    return msgspec.structs.replace(config, agent=agent, mqtt=mqtt)
+    o = config.osdp
+    osdp = None if o is None else msgspec.structs.replace(o, key_file=rel(o.key_file))
+    return msgspec.structs.replace(config, agent=agent, mqtt=mqtt, osdp=osdp)
 
 
 def _check(config: AgentConfig, check_files: bool) -> None:
@@ -344,8 +379,19 @@ def _check(config: AgentConfig, check_files: bool) -> None:
     q = config.mqtt
     if q.password_file is not None and q.username is None:
         raise _KeyProblemError("mqtt.username", "is required when mqtt.password_file is set")
+    _check_osdp(config)
     if check_files:
         _check_files(config)
+
+
+def _check_osdp(config: AgentConfig) -> None:
+    first = next((i for i, d in enumerate(config.doors) if d.reader.kind == "osdp"), None)
+    o = config.osdp
+    if first is not None and o is None:
+        raise _KeyProblemError("osdp", f"section [osdp] is missing: doors[{first}].reader is an OSDP reader")
+    if o is not None and o.bus.kind == "serial" and (o.bus.baud or 9600) not in OSDP_BAUD_RATES:
+        rates = ", ".join(map(str, OSDP_BAUD_RATES))
+        raise _KeyProblemError("osdp.bus", f"OSDP runs at {rates} baud, not {o.bus.baud}")
 
 
 def _check_unique_doors(config: AgentConfig) -> None:
@@ -423,6 +469,12 @@ def _check_files(config: AgentConfig) -> None:
             raise _KeyProblemError("mqtt.password_file", f"{q.password_file} is empty")
     if q.tls is not None and q.tls.ca_file is not None and not q.tls.ca_file.is_file():
         raise _KeyProblemError("mqtt.tls.ca_file", f"{q.tls.ca_file} is not a readable file")
+    o = config.osdp
+    if o is not None and config.osdp_addresses():
+        try:
+            KeyFile(o.key_file).check(config.osdp_addresses().values(), install_mode=o.install_mode)
+        except KeyFileError as exc:
+            raise _KeyProblemError("osdp.key_file", str(exc)) from None
 
 
 def read_uid_hash_key(path: Path) -> bytes:

@@ -166,7 +166,7 @@ CASES = [
     ),
     pytest.param(
         MINIMAL + SECOND_DOOR + '\n[sites]\nfire = "GPIO4"\n',
-        "sites: unknown key (allowed here: agent, mqtt, doors, site)",
+        "sites: unknown key (allowed here: agent, mqtt, doors, site, osdp)",
         id="unknown-section",
     ),
     pytest.param(edit('relay = "GPIO20"\n', ""), "doors[1].relay: is required", id="missing-key"),
@@ -329,6 +329,107 @@ def test_secret_files_are_checked(tmp_path: Path) -> None:
     with_ca = MINIMAL.replace('host = "127.0.0.1"', 'host = "b"\n[mqtt.tls]\nca_file = "ca.pem"')
     assert error_of(tmp_path, with_ca) == f"mqtt.tls.ca_file: {tmp_path / 'ca.pem'} is not a readable file"
     assert load_config(write(tmp_path, with_ca, key=None), check_files=False).mqtt.tls is not None
+
+
+# --- OSDP readers ----------------------------------------------------------------------------------------
+
+READER_KEY = "3f9c1e0b7a2d48c6915e0f7b2a6d4c81"
+OSDP = """
+[osdp]
+bus = "serial:/dev/ttyAMA0@38400"
+key_file = "secrets/osdp.keys"
+"""
+
+
+def with_osdp_reader(base: str = MINIMAL, reader: str = "osdp:01", osdp: str = OSDP) -> str:
+    return base.replace('reader = "pcsc:Virtual PCD 00 00"', f'reader = "{reader}"') + osdp
+
+
+def write_reader_keys(tmp_path: Path, text: str = f"1 {READER_KEY}\n") -> Path:
+    (tmp_path / "secrets").mkdir(exist_ok=True)
+    path = tmp_path / "secrets" / "osdp.keys"
+    path.write_text(text)
+    return path
+
+
+def test_an_osdp_reader_names_its_bus_address_and_the_key_file_not_the_key(tmp_path: Path) -> None:
+    key_file = write_reader_keys(tmp_path)
+    config = load_config(write(tmp_path, with_osdp_reader(MINIMAL + SECOND_DOOR)))
+    assert str(config.doors[0].reader) == "osdp:1"  # "osdp:01" is the same reader
+    assert config.osdp_addresses() == {"hovedinngang": 1}
+    assert config.osdp is not None
+    assert (config.osdp.bus.kind, config.osdp.bus.target, config.osdp.bus.baud) == (
+        "serial",
+        "/dev/ttyAMA0",
+        38400,
+    )
+    assert (config.osdp.key_file, config.osdp.install_mode) == (key_file, False)
+    assert READER_KEY not in repr(config)
+    sim = with_osdp_reader(osdp='\n[osdp]\nbus = "sim:heggedal"\nkey_file = "secrets/osdp.keys"\n')
+    bus = load_config(write(tmp_path, sim)).osdp
+    assert bus is not None and (bus.bus.kind, bus.bus.target) == ("sim", "heggedal")
+
+
+NOT_AN_ADDRESS = "doors[0].reader: osdp needs the reader's bus address, 0 to 126, got"
+OSDP_CASES = [
+    pytest.param(
+        with_osdp_reader(osdp=""),
+        "osdp: section [osdp] is missing: doors[0].reader is an OSDP reader",
+        id="no-osdp-section",
+    ),
+    pytest.param(with_osdp_reader(reader="osdp:127"), f"{NOT_AN_ADDRESS} '127'", id="address-too-big"),
+    pytest.param(with_osdp_reader(reader="osdp:door"), f"{NOT_AN_ADDRESS} 'door'", id="address-not-number"),
+    pytest.param(
+        with_osdp_reader(MINIMAL + SECOND_DOOR.replace("pcsc:Virtual PCD 00 01", "osdp:1")),
+        "doors[1].reader: device osdp:1 is already used by doors[0].reader",
+        id="address-twice",
+    ),
+    pytest.param(
+        with_osdp_reader(osdp=OSDP.replace("@38400", "@12345")),
+        "osdp.bus: OSDP runs at 9600, 19200, 38400, 57600, 115200, 230400 baud, not 12345",
+        id="bad-baud",
+    ),
+    pytest.param(
+        with_osdp_reader(osdp=OSDP.replace("serial:/dev/ttyAMA0", "rs485:/dev/ttyAMA0")),
+        "osdp.bus: expected 'serial:/dev/ttyAMA0@9600' (an RS-485 port; 9600 baud if not given) or"
+        " 'sim:<name>', got 'rs485:/dev/ttyAMA0@38400'",
+        id="bad-bus",
+    ),
+    pytest.param(
+        with_osdp_reader(osdp=OSDP + 'scbk = "00112233445566778899aabbccddeeff"\n'),
+        "osdp.scbk: unknown key (allowed here: bus, key_file, install_mode)",
+        id="key-in-config",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), OSDP_CASES)
+def test_an_osdp_mistake_is_one_line_naming_the_key(tmp_path: Path, text: str, expected: str) -> None:
+    write_reader_keys(tmp_path)
+    assert error_of(tmp_path, text) == expected
+
+
+def test_every_osdp_reader_needs_a_key_unless_in_install_mode(tmp_path: Path) -> None:
+    key_file = tmp_path / "secrets" / "osdp.keys"
+    two_readers = with_osdp_reader(MINIMAL + SECOND_DOOR.replace("pcsc:Virtual PCD 00 01", "osdp:2"))
+    write_reader_keys(tmp_path)
+    assert error_of(tmp_path, two_readers) == (
+        f"osdp.key_file: {key_file}: no key for OSDP reader 2; add a line '<address> <32 hex digits>' per"
+        " reader, or set install_mode = true once to key new readers"
+    )
+    installing = two_readers.replace(
+        'key_file = "secrets/osdp.keys"', 'key_file = "secrets/osdp.keys"\ninstall_mode = true'
+    )
+    config = load_config(write(tmp_path, installing))
+    assert config.osdp is not None and config.osdp.install_mode
+    assert key_file.read_text() == f"1 {READER_KEY}\n"  # checking never writes keys
+    key_file.unlink()
+    load_config(write(tmp_path, installing))  # install mode creates the file when it keys the readers
+    assert error_of(tmp_path, two_readers) == f"osdp.key_file: {key_file}: no such key file"
+    write_reader_keys(tmp_path, "1 nothex\n")
+    assert error_of(tmp_path, installing) == (
+        f"osdp.key_file: {key_file} line 1: expected '<reader bus address> <32 hex digits>'"
+    )
 
 
 # --- the command an installer and systemd run -------------------------------------------------------------
