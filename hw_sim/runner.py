@@ -41,7 +41,7 @@ from controller.schedule import SiteCalendar
 from hw_sim import scenario as sc
 from hw_sim.broker import BrokerError
 from hw_sim.pcscd import PcscdError
-from hw_sim.site import SimulatedSite, sim_agent_config
+from hw_sim.site import SimulatedSite, default_osdp, sim_agent_config
 from hw_sim.stack import Evening, Stack, StackError, running_stack
 from protocol import messages as m
 
@@ -275,6 +275,7 @@ class _Player:
             mqtt_host=self.evening.broker.host,
             mqtt_port=self.evening.broker.port,
             pcscd=self.stack.pcscd,
+            osdp=default_osdp(self.config),
         )
         self._site = SimulatedSite(config_path, clock=self.clock, pcscd=self.stack.pcscd)
         self._site.start()

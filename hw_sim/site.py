@@ -19,11 +19,12 @@ background thread runs the door closers and `advance` just sleeps.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from datetime import time as day_time
 from pathlib import Path
@@ -45,7 +46,9 @@ from controller.outbox import Outbox
 from controller.runtime import RunningAgent
 from controller.runtime import start as start_agent
 from controller.schedule import SiteCalendar
+from firmware_bridge.keys import KeyFile
 from hw_sim.door import SimBeam, SimDoor, SimFirePanel
+from hw_sim.osdp_reader import SimOsdpReader
 from hw_sim.pcscd import SOCKET_ENV, PcscDaemon
 from hw_sim.vcard import VirtualCard
 from protocol import messages as m
@@ -137,6 +140,8 @@ def sim_agent_config(
         f"port = {mqtt_port}",
         f"keepalive = {KEEPALIVE_S}",
     ]
+    if osdp:
+        lines += osdp_section(site.site, data_dir, osdp.values())
     for door in site.doors:
         lines += [
             "",
@@ -158,6 +163,24 @@ def sim_agent_config(
     path = data_dir / "site.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def default_osdp(site: m.SiteConfig) -> dict[str, int]:
+    """The simulator's usual wiring: entrances keep a PC/SC reader, every other door has an OSDP reader on
+    the site's one RS-485 bus (addresses 1, 2, ... in door order), so both reader stacks are exercised."""
+    inner = [door.slug for door in site.doors if door.kind is not m.DoorKind.ENTRANCE]
+    return {slug: address for address, slug in enumerate(inner, start=1)}
+
+
+def osdp_section(site: str, data_dir: Path, addresses: Iterable[int]) -> list[str]:
+    """The `[osdp]` lines for a simulated bus, with a secure-channel key made for each reader (as install
+    mode would) in <data_dir>/osdp.keys; the reader twins read their keys from there."""
+    key_file = data_dir / "osdp.keys"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    KeyFile(key_file).keys_for(addresses, install_mode=True)
+    tag = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
+    bus = f"sim:{site}-{tag}"  # one bus per simulated site in a process
+    return ["", "[osdp]", f"bus = {json.dumps(bus)}", f"key_file = {json.dumps(str(key_file))}"]
 
 
 # --- time --------------------------------------------------------------------------------------------------
@@ -246,6 +269,8 @@ class CardReaderTwin(Protocol):
 
     def remove(self) -> None: ...
 
+    def close(self) -> None: ...
+
 
 class PcscReaderTwin:
     """A virtual PC/SC reader slot of the simulator's pcscd."""
@@ -264,6 +289,9 @@ class PcscReaderTwin:
         if card is not None:
             card.remove()
 
+    def close(self) -> None:
+        self.remove()
+
 
 def _pcsc_slot(pcscd: PcscDaemon, name: str) -> int:
     for slot in range(pcscd.readers):
@@ -272,10 +300,15 @@ def _pcsc_slot(pcscd: PcscDaemon, name: str) -> int:
     raise SimSiteError(f"reader {name!r} is not one of the simulator's virtual readers")
 
 
-def card_reader_twin(door: DoorHardware, pcscd: PcscDaemon) -> CardReaderTwin | None:
-    """The twin of a door's reader; None where none is simulated yet (OSDP: firmware_bridge adds it)."""
+def card_reader_twin(door: DoorHardware, pcscd: PcscDaemon, config: AgentConfig) -> CardReaderTwin | None:
+    """The twin of a door's reader: a virtual PC/SC slot, or an OSDP reader (libosdp peripheral device) on
+    the site's simulated bus with the key the agent's key file gives it."""
     if door.reader.kind == "pcsc":
         return PcscReaderTwin(pcscd, _pcsc_slot(pcscd, door.reader.target))
+    if door.reader.kind == "osdp" and config.osdp is not None and config.osdp.bus.kind == "sim":
+        address = int(door.reader.target)
+        key = KeyFile(config.osdp.key_file).read().get(address)
+        return SimOsdpReader(config.osdp.bus.target, address, scbk=key)
     return None
 
 
@@ -337,7 +370,8 @@ class SimulatedSite:
             thread.join(10)
         self._threads = []
         for reader in self.readers.values():
-            reader.remove()
+            reader.close()
+        self.readers = {}
         running.close()
 
     def __enter__(self) -> SimulatedSite:
@@ -391,7 +425,7 @@ class SimulatedSite:
                 clock=self.clock,
                 relay_active_high=door.relay_active_high,
             )
-            twin = card_reader_twin(door, self.pcscd)
+            twin = card_reader_twin(door, self.pcscd, self.config)
             if twin is not None:
                 self.readers[door.slug] = twin
         site = self.config.site

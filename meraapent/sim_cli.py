@@ -113,7 +113,7 @@ class SitePlay:
         from controller.config import ConfigError, read_uid_hash_key
         from hw_sim.broker import BrokerError, retained_site_config
         from hw_sim.pcscd import PcscdError, running_pcscd
-        from hw_sim.site import SimSiteError, SimulatedSite, sim_agent_config
+        from hw_sim.site import SimSiteError, SimulatedSite, default_osdp, sim_agent_config
 
         try:
             read_uid_hash_key(self.key_file)
@@ -142,6 +142,7 @@ class SitePlay:
                     mqtt_host=self.host,
                     mqtt_port=self.port,
                     pcscd=pcscd,
+                    osdp=default_osdp(config),
                 )
                 with SimulatedSite(path, clock=clock, pcscd=pcscd) as sim:
                     sim.wait_synced(SYNC_TIMEOUT_S)
