@@ -4,6 +4,11 @@ One thread does all publishing, in a fixed order, waiting for each PUBACK: delta
 by sequence number and are marked published only once the broker has them, and a snapshot is built after
 the deltas before it were sent, so it continues exactly where they left off (`central.replica.snapshot_seq`).
 
+Deltas come first: a revoked card must stop opening doors before anything else is refreshed. A round of
+retained state or of snapshots for many sites takes seconds (about 10 ms per site), so between two sites of
+such a round the thread also publishes the deltas that came up meanwhile (every `poll_s`, or at once after
+a `poke`); a revoke does not wait for the whole round.
+
 Retained state (site config, revocations, signing keys) is republished only when its content changed.
 Revisions: each new content gets `revision` = milliseconds since the epoch when central first published it,
 strictly increasing per site, so a newer config always has a larger revision. To keep a restart from
@@ -122,6 +127,7 @@ class Publisher:
         self._last_snapshot: dict[str, float] = {}  # site -> monotonic time of its last snapshot
         self._connected_at: float | None = None  # monotonic time of the connect not yet followed by a push
         self._state_due = 0.0
+        self._deltas_due = 0.0
         self._prune_due = 0.0
         self.deltas_published = 0
         self.snapshots_published = 0
@@ -152,6 +158,7 @@ class Publisher:
         """Look for new deltas now, and (with `state`) for changed config, revocations and keys."""
         if state:
             self._state_due = 0.0
+        self._deltas_due = 0.0
         self._wake.set()
 
     def request_snapshot(self, request: m.ReplicaRequest) -> None:
@@ -197,7 +204,7 @@ class Publisher:
                 self._stop.wait(1.0)
 
     def run_once(self) -> None:
-        """One round: retained state if due, pending deltas, requested snapshots."""
+        """One round: pending deltas, retained state if due, requested snapshots."""
         with self._lock:
             connected_at = self._connected_at
         if connected_at is not None:
@@ -207,10 +214,10 @@ class Publisher:
             with self._lock:
                 self._connected_at = None
             self._state_due = 0.0
+        self.publish_deltas()
         if time.monotonic() >= self._state_due:
             self.publish_state()
             self._state_due = time.monotonic() + self.refresh_s
-        self.publish_deltas()
         self.publish_snapshots()
         if time.monotonic() >= self._prune_due:
             self.prune_log()
@@ -233,6 +240,7 @@ class Publisher:
             self._publish_retained(Channel.REVOCATIONS, site, revocations, now)
             if keys is not None:
                 self._publish_retained(Channel.KEYS, site, keys, now)
+            self._deltas_meanwhile()
 
     def _publish_retained(
         self,
@@ -261,29 +269,45 @@ class Publisher:
 
     # --- replica ---------------------------------------------------------------------------------------
 
+    def _deltas_meanwhile(self) -> None:
+        """Inside a long round: the pending deltas, if a poke asked for them or `poll_s` has passed."""
+        if time.monotonic() >= self._deltas_due and not self._stop.is_set():
+            self.publish_deltas()
+
     def publish_deltas(self) -> None:
+        """Every site's pending changes, in order. One change often concerns every site (a card revoked),
+        so the deltas of a round are built in one session and marked published in one transaction at the
+        end, each only once the broker acknowledged it."""
+        self._deltas_due = time.monotonic() + self.poll_s
         with self._sessions() as session:
             pending = pending_sites(session)
-        for site_id, site, first_seq in pending:
-            after = first_seq - 1
-            while not self._stop.is_set():
-                with self._sessions() as session:
-                    delta = build_delta(session, site, after)
-                if delta is None:
-                    break
-                self._link.publish_and_wait(site_topic(site, Channel.REPLICA_DELTA), validated(delta))
+        if not pending:
+            return
+        acknowledged: dict[int, int] = {}  # site id -> the last seq the broker has
+        try:
+            with self._sessions() as session:
+                for site_id, site, first_seq in pending:
+                    after = first_seq - 1
+                    while not self._stop.is_set():
+                        delta = build_delta(session, site, after)
+                        if delta is None:
+                            break
+                        self._link.publish_and_wait(site_topic(site, Channel.REPLICA_DELTA), validated(delta))
+                        acknowledged[site_id] = after = delta.seq
+                        self.deltas_published += 1
+                        log.info(
+                            "publisher.delta_published",
+                            site=site,
+                            prev_seq=delta.prev_seq,
+                            seq=delta.seq,
+                            upserts=len(delta.upsert),
+                            removes=len(delta.remove),
+                        )
+        finally:
+            if acknowledged:
                 with self._sessions() as session, session.begin():
-                    mark_published(session, site_id, delta.seq)
-                self.deltas_published += 1
-                log.info(
-                    "publisher.delta_published",
-                    site=site,
-                    prev_seq=delta.prev_seq,
-                    seq=delta.seq,
-                    upserts=len(delta.upsert),
-                    removes=len(delta.remove),
-                )
-                after = delta.seq
+                    for site_id, seq in acknowledged.items():
+                        mark_published(session, site_id, seq)
 
     def prune_log(self) -> None:
         with self._sessions() as session, session.begin():
@@ -303,33 +327,37 @@ class Publisher:
             }
             self._snapshot_sites -= due
             sites = sorted(due)
-        for site in sites:
-            self._last_snapshot[site] = time.monotonic()
+        for n, site in enumerate(sites):
             try:
-                with self._sessions() as session:
-                    snapshot = build_snapshot(session, site)
-            except UnknownSiteError as exc:
-                log.warning("publisher.snapshot_unknown_site", site=site, detail=str(exc))
-                continue
-            try:
-                payload = validated(snapshot)
-            except codec.ProtocolError as exc:
-                self.errors += 1
-                log.error("publisher.invalid_snapshot", site=site, detail=str(exc))
-                continue
-            try:
-                self._link.publish_and_wait(
-                    site_topic(site, Channel.REPLICA_SNAPSHOT), payload, timeout=SNAPSHOT_TIMEOUT_S
-                )
+                self._deltas_meanwhile()
+                self._publish_snapshot(site)
             except (LinkDownError, PublishRefusedError):
                 with self._lock:  # try again after the reconnect
-                    self._snapshot_sites.update(sites[sites.index(site) :])
+                    self._snapshot_sites.update(sites[n:])
                 raise
-            self.snapshots_published += 1
-            log.info(
-                "publisher.snapshot_published",
-                site=site,
-                seq=snapshot.seq,
-                credentials=len(snapshot.credentials),
-                bytes=len(payload),
-            )
+
+    def _publish_snapshot(self, site: str) -> None:
+        self._last_snapshot[site] = time.monotonic()
+        try:
+            with self._sessions() as session:
+                snapshot = build_snapshot(session, site)
+        except UnknownSiteError as exc:
+            log.warning("publisher.snapshot_unknown_site", site=site, detail=str(exc))
+            return
+        try:
+            payload = validated(snapshot)
+        except codec.ProtocolError as exc:
+            self.errors += 1
+            log.error("publisher.invalid_snapshot", site=site, detail=str(exc))
+            return
+        self._link.publish_and_wait(
+            site_topic(site, Channel.REPLICA_SNAPSHOT), payload, timeout=SNAPSHOT_TIMEOUT_S
+        )
+        self.snapshots_published += 1
+        log.info(
+            "publisher.snapshot_published",
+            site=site,
+            seq=snapshot.seq,
+            credentials=len(snapshot.credentials),
+            bytes=len(payload),
+        )
