@@ -1,0 +1,110 @@
+"""Check-in and no-show on the injectable clock: when a holder may check in, and what a no-show ends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from central.checkin import CheckinRefusal, CheckinRules
+from central.db import make_engine, migrate, session_factory
+from central.models import AuditLog, BookingStatus
+from central.replica import build_snapshot
+from central.services.checkin import CheckinError, check_in, sweep_no_shows
+from tests.test_replica import World, build_world
+
+RULES = CheckinRules()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    migrate(db_url)
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with session_factory(engine)() as session:
+        yield session
+
+
+@pytest.fixture
+def world(session: Session) -> World:
+    w = build_world(session)
+    session.commit()
+    return w
+
+
+def test_check_in_opens_15_minutes_before_the_start_and_closes_15_after(
+    session: Session, world: World
+) -> None:
+    sjakk = world.bookings["sjakk"]
+    with pytest.raises(CheckinError, match=r"check-in opens at \d\d:\d\d") as early:
+        check_in(
+            session, "kiosk", sjakk.id, sjakk.starts_at - timedelta(minutes=16), via="kiosk", rules=RULES
+        )
+    assert early.value.reason is CheckinRefusal.TOO_EARLY
+    booking = check_in(
+        session, "kiosk", sjakk.id, sjakk.starts_at - timedelta(minutes=15), via="kiosk", rules=RULES
+    )
+    assert booking.status is BookingStatus.CHECKED_IN
+    assert booking.checked_in_at == sjakk.starts_at - timedelta(minutes=15)
+    again = check_in(session, "phone", sjakk.id, sjakk.starts_at, via="phone", rules=RULES)  # no change
+    assert again.checked_in_at == sjakk.starts_at - timedelta(minutes=15)
+    actions = session.scalars(select(AuditLog.action).where(AuditLog.entity == "booking")).all()
+    assert list(actions).count("check_in") == 1
+
+
+def test_too_late_and_cancelled_bookings_say_why(session: Session, world: World) -> None:
+    sjakk = world.bookings["sjakk"]
+    with pytest.raises(CheckinError, match="check-in closed at") as late:
+        check_in(
+            session, "kiosk", sjakk.id, sjakk.starts_at + timedelta(minutes=15), via="kiosk", rules=RULES
+        )
+    assert late.value.reason is CheckinRefusal.TOO_LATE
+    cancelled = world.bookings["cancelled"]
+    with pytest.raises(CheckinError, match="was cancelled"):
+        check_in(session, "kiosk", cancelled.id, cancelled.starts_at, via="kiosk", rules=RULES)
+
+
+def test_a_no_show_loses_its_access_and_frees_the_room(session: Session, world: World) -> None:
+    sjakk = world.bookings["sjakk"]
+    nora = world.people["nora"]
+    assert f"b{sjakk.id}" in {b.ref for b in build_snapshot(session, "nord").bookings}
+    over = world.bookings["over"]  # started three hours ago, nobody came: released at the first sweep
+    first = sweep_no_shows(session, sjakk.starts_at + timedelta(minutes=14), RULES)
+    assert [b.id for b in first] == [over.id]
+    released = sweep_no_shows(session, sjakk.starts_at + timedelta(minutes=15), RULES)
+    session.commit()
+    assert [b.id for b in released] == [sjakk.id]
+    assert sjakk.status is BookingStatus.NO_SHOW
+    snapshot = build_snapshot(session, "nord")
+    assert f"b{sjakk.id}" not in {b.ref for b in snapshot.bookings}
+    assert all(c.person != f"p{nora.id}" for c in snapshot.credentials)  # her booking was her only way in
+    with pytest.raises(CheckinError, match="released as a no-show"):
+        check_in(session, "kiosk", sjakk.id, sjakk.starts_at, via="kiosk", rules=RULES)
+
+
+def test_a_checked_in_booking_is_never_a_no_show(session: Session, world: World) -> None:
+    sjakk = world.bookings["sjakk"]
+    check_in(session, "entry", sjakk.id, sjakk.starts_at, via="entry", rules=RULES)
+    released = sweep_no_shows(session, sjakk.starts_at + timedelta(hours=1), RULES)
+    assert sjakk.id not in {b.id for b in released}
+    assert sjakk.status is BookingStatus.CHECKED_IN
+
+
+def test_a_wider_window_lets_people_check_in_later(session: Session, world: World) -> None:
+    sjakk = world.bookings["sjakk"]
+    relaxed = CheckinRules(opens_before=timedelta(minutes=30), closes_after=timedelta(minutes=45))
+    late = sjakk.starts_at + timedelta(minutes=40)
+    assert (
+        check_in(session, "kiosk", sjakk.id, late, via="kiosk", rules=relaxed).status
+        is BookingStatus.CHECKED_IN
+    )
+    with pytest.raises(ValueError, match="cannot open after the start"):
+        CheckinRules(opens_before=timedelta(minutes=-1))
