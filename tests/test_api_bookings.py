@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,19 @@ def test_manual_bookings_list_filters_and_duplicates(api: Api) -> None:
     problem(api.delete(f"/bookings/{late['id']}", role=VEGA), 403)
     api.ok("DELETE", f"/bookings/{late['id']}", role=ApiRole.CARETAKER)
     problem(api.get(f"/bookings/{late['id']}"), 404)
+
+
+def test_check_in_through_the_api_follows_the_window(api: Api) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    soon = imported(external_id="V-2001", starts_at=(now + timedelta(minutes=10)).isoformat(),
+                    ends_at=(now + timedelta(hours=2)).isoformat())  # fmt: skip
+    later = imported(external_id="V-2002", starts_at=(now + timedelta(hours=3)).isoformat(),
+                     ends_at=(now + timedelta(hours=4)).isoformat())  # fmt: skip
+    first = api.ok("PUT", "/bookings/external", VEGA, json=soon)
+    second = api.ok("PUT", "/bookings/external", VEGA, json=later)
+    done = api.ok("POST", f"/bookings/{first['id']}/check-in", VEGA)
+    assert done["status"] == "checked_in"
+    assert api.ok("POST", f"/bookings/{first['id']}/check-in", VEGA)["status"] == "checked_in"  # idempotent
+    body = problem(api.call("POST", f"/bookings/{second['id']}/check-in", VEGA), 409)
+    assert "check-in opens at" in body["detail"]
+    assert problem(api.call("POST", "/bookings/999999/check-in", VEGA), 404)

@@ -24,8 +24,11 @@ from central.api.routers.common import (
     Slug,
     UtcDateTime,
 )
+from central.checkin import CheckinRules
+from central.db import utcnow
 from central.models import Booking, BookingStatus
 from central.services import bookings as service
+from central.services import checkin
 
 router = APIRouter(prefix="/bookings", tags=["bookings"])
 
@@ -191,6 +194,16 @@ def update_booking(
 @router.post("/{booking_id}/cancel", summary="Cancel a booking (idempotent)")
 def cancel_booking(session: DbSession, user: BookingCaller, booking_id: PathId) -> BookingOut:
     return _booking(service.cancel_booking(session, user.username, booking_id))
+
+
+@router.post(
+    "/{booking_id}/check-in",
+    summary="Check a booking in (from 15 min before its start to 15 min after; idempotent)",
+    responses={409: {"description": "Outside the check-in window, cancelled or released as a no-show"}},
+)
+def check_in_booking(session: DbSession, user: BookingCaller, booking_id: PathId) -> BookingOut:
+    booking = checkin.check_in(session, user.username, booking_id, utcnow(), via="api", rules=CheckinRules())
+    return _booking(booking)
 
 
 @router.delete("/{booking_id}", status_code=204, summary="Delete a booking entered by mistake")
