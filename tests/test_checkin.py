@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, select
@@ -11,9 +12,11 @@ from sqlalchemy.orm import Session
 
 from central.checkin import CheckinRefusal, CheckinRules
 from central.db import make_engine, migrate, session_factory
-from central.models import AuditLog, BookingStatus
+from central.gateway.ingest import store_events
+from central.models import AuditLog, Booking, BookingStatus, Door, DoorKind
 from central.replica import build_snapshot
 from central.services.checkin import CheckinError, check_in, sweep_no_shows
+from protocol import messages as m
 from tests.test_replica import World, build_world
 
 RULES = CheckinRules()
@@ -108,3 +111,35 @@ def test_a_wider_window_lets_people_check_in_later(session: Session, world: Worl
     )
     with pytest.raises(ValueError, match="cannot open after the start"):
         CheckinRules(opens_before=timedelta(minutes=-1))
+
+
+def entry(world: World, booking: Booking, door: str, at: datetime) -> m.AccessEvent:
+    return m.AccessEvent(
+        event_id=uuid.uuid4(),
+        site="nord",
+        agent="nord-pi",
+        seq=1,
+        device_time=at,
+        door=door,
+        decision=m.Decision.GRANT,
+        reason=m.Reason.BOOKING,
+        method=m.Method.CARD_PIN,
+        person_ref=f"p{booking.holder_id}",
+        booking_ref=f"b{booking.id}",
+    )
+
+
+def test_the_first_entry_through_the_room_door_checks_the_booking_in(session: Session, world: World) -> None:
+    sjakk = world.bookings["sjakk"]
+    room = sjakk.room
+    room.door = Door(site=world.nord, zone=room.zone, slug="moterom-1", name="Møterom 1", kind=DoorKind.ROOM)
+    session.flush()
+    sites = {"nord": world.nord.id}
+    at_entrance = entry(world, sjakk, "inngang", sjakk.starts_at - timedelta(minutes=10))
+    store_events(session, [at_entrance], sites, at_entrance.device_time)
+    assert sjakk.status is BookingStatus.CONFIRMED  # the entrance is on the way, not the room
+    into_room = entry(world, sjakk, "moterom-1", sjakk.starts_at - timedelta(minutes=5))
+    store_events(session, [into_room], sites, into_room.device_time)
+    store_events(session, [into_room], sites, into_room.device_time)  # the agent resent it: no change
+    assert sjakk.status is BookingStatus.CHECKED_IN
+    assert sjakk.checked_in_at == into_room.device_time

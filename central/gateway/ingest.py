@@ -37,9 +37,11 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from central.checkin import CheckinRules
 from central.db import utcnow
 from central.models import Agent, Alarm, AlarmSeverity, Decision, Door, Event, EventKind, Person, Site
 from central.replica import parse_ref
+from central.services import checkin
 from central.services.replica_log import insert_ignoring_duplicates
 from protocol import codec
 from protocol import messages as m
@@ -165,8 +167,12 @@ def store_events(
         stmt = insert_ignoring_duplicates(session, Event, ["event_id"]).returning(Event.event_id)
         inserted = set(session.execute(stmt, rows).scalars())
     for e in unique:
-        if isinstance(e, m.AlarmEvent) and str(e.event_id) in inserted:
+        if str(e.event_id) not in inserted:
+            continue
+        if isinstance(e, m.AlarmEvent):
             _apply_alarm(session, site_id_of[e.site], e)
+        elif isinstance(e, m.AccessEvent) and e.booking_ref is not None:
+            checkin.check_in_on_entry(session, site_id_of[e.site], e, CheckinRules())
     return inserted
 
 

@@ -14,10 +14,12 @@ from sqlalchemy.orm import Session
 
 from central.checkin import CheckinRefusal, CheckinRules, is_no_show, refusal, window
 from central.models import Booking, BookingStatus
+from central.replica import parse_ref
 from central.schedules import DEFAULT_TIMEZONE
 from central.services import audit, replica_log
 from central.services.bookings import get_booking
 from central.services.errors import ConflictError
+from protocol import messages as m
 
 SITE_TIME = ZoneInfo(DEFAULT_TIMEZONE)  # times in messages are the torg's wall clock
 
@@ -68,3 +70,21 @@ def sweep_no_shows(session: Session, now: datetime, rules: CheckinRules) -> list
         replica_log.record_booking_change(session, booking.id)
         audit.record(session, "no-show sweep", "no_show", "booking", booking.id, {})
     return released
+
+
+def check_in_on_entry(
+    session: Session, site_id: int, event: m.AccessEvent, rules: CheckinRules
+) -> Booking | None:
+    """The holder's first granted entry through the booked room's own door checks the booking in, if the
+    check-in window is open at that moment (the agent's device time); otherwise nothing happens."""
+    booking_id = parse_ref(event.booking_ref, "b")
+    if event.decision is not m.Decision.GRANT or booking_id is None:
+        return None
+    booking = session.get(Booking, booking_id)
+    if booking is None or booking.room.site_id != site_id or booking.room.door is None:
+        return None
+    if booking.room.door.slug != event.door or booking.status is not BookingStatus.CONFIRMED:
+        return None
+    if refusal(booking.status, booking.starts_at, event.device_time, rules) is not None:
+        return None
+    return check_in(session, f"agent {event.agent}", booking_id, event.device_time, via="entry", rules=rules)
