@@ -47,6 +47,7 @@ __all__ = [
     "AuditLog",
     "Base",
     "Booking",
+    "BookingFeed",
     "BookingStatus",
     "Credential",
     "CredentialKind",
@@ -699,3 +700,45 @@ for _mapper in Base.registry.mappers:
     for _prop in _mapper.column_attrs:
         if any(isinstance(col.type, UTCDateTime) for col in _prop.columns):
             event.listen(_prop.class_attribute, "set", _aware_utc, retval=True)
+
+
+# --- booking feeds (appended: iCalendar import) ----------------------------------------------------------
+
+
+class BookingFeed(Base):
+    """An iCalendar feed whose events become bookings under source `ical:<id>`.
+
+    With `room` every event books that room; without, `resource_property` of each event (LOCATION by
+    default) is looked up in `room_map` (text -> room slug), then among the site's rooms. The HTTP validators
+    (`etag`, `last_modified`) make polling cheap; the `last_*` columns are the feed's status for admins.
+    """
+
+    __tablename__ = "booking_feeds"
+    __table_args__ = (CheckConstraint("horizon_days BETWEEN 1 AND 366", name="horizon_range"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME))
+    url: Mapped[str] = mapped_column(String(2000))
+    site_id: Mapped[int] = _site_fk()
+    room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    resource_property: Mapped[str] = mapped_column(String(SLUG), default="LOCATION")
+    room_map: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    horizon_days: Mapped[int] = mapped_column(Integer, default=60)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    etag: Mapped[str | None] = mapped_column(String(300))
+    last_modified: Mapped[str | None] = mapped_column(String(64))
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_ok_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = _created_at()
+
+    site: Mapped[Site] = relationship()
+    room: Mapped[Room | None] = relationship()
+
+
+for _prop in BookingFeed.__mapper__.column_attrs:  # the loop above ran before this class existed
+    if any(isinstance(col.type, UTCDateTime) for col in _prop.columns):
+        event.listen(_prop.class_attribute, "set", _aware_utc, retval=True)

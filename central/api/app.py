@@ -19,6 +19,7 @@ from sqlalchemy import Engine, text
 
 from central.api import problems
 from central.api.routers import admin, bookings, commands, credentials, events, groups, people, sites, tokens
+from central.api.routers import feeds as ical_feeds
 from central.config import Settings
 from central.db import make_engine, session_factory
 
@@ -85,7 +86,7 @@ def create_app(
     app.state.session_factory = session_factory(db)
     app.state.gateway = gateway
     problems.install(app)
-    for module in (sites, people, credentials, tokens, groups, bookings, events, commands, admin):
+    for module in (sites, people, credentials, tokens, groups, bookings, events, commands, admin, ical_feeds):
         app.include_router(module.router)
     app.add_api_route("/health", health, methods=["GET"], tags=["health"], summary="Is central working?")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -38,6 +38,13 @@ Source = Annotated[
     StringConstraints(pattern=SOURCE_PATTERN, max_length=32),
     Field(description="Where the booking comes from, e.g. 'vega' (lowercase, digits, '.', '_', '-')."),
 ]
+# Listing may also name a calendar feed's own source ("ical:<feed id>", central.feeds), which integrations
+# cannot write into.
+SourceFilter = Annotated[
+    str,
+    StringConstraints(pattern=r"^([a-z0-9][a-z0-9_.-]{0,31}|ical:[0-9]{1,12})$", max_length=32),
+    Field(description="Where the booking comes from: an integration's source, or ical:<feed id>."),
+]
 Day = Annotated[date, Field(ge=date(2000, 1, 1), le=date(2199, 12, 31))]
 
 
@@ -132,7 +139,7 @@ def list_bookings(
     room: Annotated[Slug | None, Query(description="Needs `site` too.")] = None,
     day: Annotated[Day | None, Query(description="Bookings overlapping this local (Oslo) date.")] = None,
     status: BookingStatus | None = None,
-    source: Source | None = None,
+    source: SourceFilter | None = None,
     external_id: Annotated[Ref | None, Query()] = None,
     holder_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> Page[BookingOut]:
