@@ -114,7 +114,8 @@ def serve_command(
         typer.Option(min=5, envvar="MERAAPENT_FEED_POLL_SECONDS", help="How often to read booking feeds."),
     ] = 300,
 ) -> None:
-    """Run the REST API (OpenAPI docs at /docs), the MQTT gateway and the booking feed poller until Ctrl-C.
+    """Run the REST API (OpenAPI docs at /docs), the MQTT gateway, the booking feed poller and the no-show
+    sweep until Ctrl-C.
 
     Run `meraapent central migrate` first: a server never changes the schema behind an operator's back.
     """
@@ -123,20 +124,23 @@ def serve_command(
     from central.api import create_app
     from central.db import ensure_migrated, make_engine
     from central.feeds.poller import start_for_app
+    from central.noshow import NoShowSweeper
 
     with cli_errors():
         settings = _settings(db, data_dir)
     with cli_errors(settings.db_url):
         engine = make_engine(settings.db_url)
-        poller = None
+        poller = sweeper = None
         try:
             ensure_migrated(engine)
             api = create_app(settings, engine=engine, start_gateway=not no_gateway)
             poller = start_for_app(api, feed_poll_seconds)
+            sweeper = NoShowSweeper(api.state.session_factory).start()
             where = _safe_url(settings.db_url)
             typer.echo(f"Central API on http://{host}:{port} (docs at /docs), database {where}")
             uvicorn.run(api, host=host, port=port, log_level="info")
         finally:
-            if poller is not None:
-                poller.stop()
+            for worker in (poller, sweeper):
+                if worker is not None:
+                    worker.stop()
             engine.dispose()

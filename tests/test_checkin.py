@@ -14,6 +14,7 @@ from central.checkin import CheckinRefusal, CheckinRules
 from central.db import make_engine, migrate, session_factory
 from central.gateway.ingest import store_events
 from central.models import AuditLog, Booking, BookingStatus, Door, DoorKind
+from central.noshow import NoShowSweeper
 from central.replica import build_snapshot
 from central.services.checkin import CheckinError, check_in, sweep_no_shows
 from protocol import messages as m
@@ -143,3 +144,12 @@ def test_the_first_entry_through_the_room_door_checks_the_booking_in(session: Se
     store_events(session, [into_room], sites, into_room.device_time)  # the agent resent it: no change
     session.refresh(sjakk)
     assert (sjakk.status, sjakk.checked_in_at) == (BookingStatus.CHECKED_IN, into_room.device_time)
+
+
+def test_the_sweeper_thread_releases_no_shows_in_its_own_transaction(engine: Engine, world: World) -> None:
+    sjakk = world.bookings["sjakk"]
+    sweeper = NoShowSweeper(session_factory(engine), clock=lambda: sjakk.starts_at + timedelta(minutes=20))
+    assert sjakk.id in sweeper.sweep_once()
+    assert sweeper.sweep_once() == []  # released once
+    with session_factory(engine)() as fresh:
+        assert fresh.get(Booking, sjakk.id).status is BookingStatus.NO_SHOW  # type: ignore[union-attr]
