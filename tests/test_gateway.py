@@ -27,7 +27,7 @@ from central.db import make_engine, migrate, session_factory
 from central.gateway import Gateway, GatewayUnavailable
 from central.gateway.link import LinkSettings, MqttLink, PublishRefusedError
 from central.gateway.publisher import content_hash
-from central.models import Agent, Door, DoorKind, Event, Zone
+from central.models import Agent, Credential, CredentialStatus, Door, DoorKind, Event, Zone
 from central.replica import build_snapshot
 from central.services import replica_log
 from central.services.site_config import build_site_config
@@ -408,6 +408,53 @@ def test_snapshot_on_request_then_deltas_that_continue_it(
     with sessions() as session:
         assert replica.same_as(build_snapshot(session, "nord"))
     eventually(lambda: replica_log_all_published(sessions), what="every change marked published")
+
+
+def test_a_change_at_every_site_reaches_each_agent_in_batches_and_split_deltas(
+    start_gateway: Callable[[], Gateway],
+    agent: FakeAgent,
+    private_mosquitto: MosquittoBroker,
+    sessions: sessionmaker[Session],
+    world: World,
+) -> None:
+    """Sites batched one at a time and one log entry per delta: every path of the batched builder runs."""
+    gateway = start_gateway()
+    gateway.publisher.delta_sites = 1
+    gateway.publisher.delta_max_changes = 1
+    sor = FakeAgent(private_mosquitto, "sor")
+    try:
+        replicas: dict[str, tuple[FakeAgent, Replica]] = {}
+        for fake in (agent, sor):
+            fake.send(
+                Channel.REPLICA_REQUEST, m.ReplicaRequest(site=fake.site, agent=fake.name, reason="boot")
+            )
+            replicas[fake.site] = (fake, Replica())
+            replicas[fake.site][1].load(fake.expect(m.ReplicaSnapshot))
+        siri, kari = card_of(world.people["siri"]).id, card_of(world.people["kari"]).id
+        with sessions() as session, session.begin():
+            for cid in (siri, kari):
+                credential = session.get(Credential, cid)
+                assert credential is not None
+                credential.status = CredentialStatus.BLOCKED
+            replica_log.record_credential_changes(session, [siri, kari])  # two entries at each site
+        gateway.poke()
+        for site, (fake, replica) in replicas.items():
+            fake.expect(m.ReplicaDelta, seq_at_least(replica.seq + 2))
+            deltas = [msg for _c, msg, _r in fake.received if isinstance(msg, m.ReplicaDelta)]
+            assert len(deltas) == 2  # one entry each
+            for delta in deltas:
+                replica.apply(delta)  # asserts prev_seq continuity
+            assert replica.credentials[f"c{siri}"].status is m.CredentialStatus.BLOCKED
+            with sessions() as session:
+                assert replica.same_as(build_snapshot(session, site))
+        assert f"c{kari}" not in replicas["sor"][1].credentials
+        eventually(lambda: replica_log_all_published(sessions), what="every change marked published")
+    finally:
+        sor.close()
+
+
+def seq_at_least(seq: int) -> Callable[[m.ReplicaDelta], bool]:
+    return lambda delta: delta.seq >= seq
 
 
 def replica_log_all_published(sessions: sessionmaker[Session]) -> bool:

@@ -7,6 +7,7 @@ not continue from its seq), so the tests check what a door would actually know.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -466,3 +467,202 @@ def test_revocations_list_revoked_tokens_until_they_expire(session: Session, wor
     revocations = build_revocations(session, "nord", NOW)
     assert [t.token_id for t in revocations.tokens] == ["aaaa0001"]
     assert build_revocations(session, "sor", NOW).tokens == []
+
+
+# --- many sites at once -----------------------------------------------------------------------------------
+
+
+def add_vest(session: Session, w: World) -> Site:
+    """A third site, reached by 'ansatte' and a group of its own that also opens nord's meeting room."""
+    vest = add_site(session, "vest")
+    w.ansatte.zones.append(zone(session, vest, "torg"))
+    vest_lag = add_group(session, "lag-vest", [zone(session, vest, "torg"), zone(session, w.nord, "moterom")])
+    w.people["kari"].groups.append(vest_lag)
+    w.people["tor"] = add_person(session, "Tor", [vest_lag])
+    session.flush()
+    return vest
+
+
+def make_mixed_changes(session: Session, w: World, vest: Site) -> None:
+    """Blocks, a revoke, group and membership changes, bookings and a deleted card, logged as services do."""
+    p, log = w.people, replica_log
+    card_of(p["kari"]).status = CredentialStatus.BLOCKED
+    card_of(p["sofie"]).status = CredentialStatus.REVOKED
+    log.record_credential_changes(session, [card_of(p["kari"]).id, card_of(p["sofie"]).id])
+    p["per"].blocked = False
+    log.record_person_change(session, p["per"].id)
+    session.execute(  # sor's own group no longer opens sor
+        delete(GroupZone).where(GroupZone.group_id == w.sor_lag.id)
+    )
+    log.record_group_change(session, w.sor_lag.id)
+    session.execute(
+        delete(GroupMember).where(
+            GroupMember.group_id == w.innbyggere.id, GroupMember.person_id == p["emil"].id
+        )
+    )
+    log.record_group_change(session, w.innbyggere.id, former_member_ids=[p["emil"].id])
+    vest_room = session.execute(select(Room).where(Room.site_id == vest.id)).scalar_one()
+    w.bookings["vest"] = add_booking(session, vest_room, p["jonas"], NOW + timedelta(hours=1))
+    log.record_booking_change(session, w.bookings["vest"].id)
+    w.bookings["sjakk"].status = BookingStatus.CANCELLED
+    log.record_booking_change(session, w.bookings["sjakk"].id)
+    ida = card_of(p["ida"])
+    session.delete(ida)
+    session.flush()
+    log.record_credential_change(session, ida.id)
+    p["amina"] = add_person(session, "Amina", [w.innbyggere, w.sor_lag])
+    log.record_person_change(session, p["amina"].id)
+
+
+def deltas_one_site_at_a_time(
+    session: Session, pending: list[tuple[int, str, int]], max_changes: int
+) -> dict[int, list[m.ReplicaDelta]]:
+    found: dict[int, list[m.ReplicaDelta]] = {}
+    for site_id, slug, first in pending:
+        after, found[site_id] = first - 1, []
+        while (
+            delta := replica_log.build_delta(session, slug, after, now=NOW, max_changes=max_changes)
+        ) is not None:
+            found[site_id].append(delta)
+            after = delta.seq
+    return found
+
+
+def deltas_together(
+    session: Session, pending: list[tuple[int, str, int]], max_changes: int
+) -> dict[int, list[m.ReplicaDelta]]:
+    """As the gateway does: every site's next delta at once, then the sites that got one, from its end."""
+    found: dict[int, list[m.ReplicaDelta]] = {site_id: [] for site_id, _slug, _first in pending}
+    slugs = {site_id: slug for site_id, slug, _first in pending}
+    while pending:
+        deltas = replica_log.build_deltas(session, pending, now=NOW, max_changes=max_changes)
+        for site_id, delta in deltas:
+            found[site_id].append(delta)
+        pending = [(site_id, slugs[site_id], delta.seq + 1) for site_id, delta in deltas]
+    return found
+
+
+@pytest.mark.parametrize("max_changes", [1, 3, replica_log.DELTA_MAX_CHANGES])
+def test_deltas_built_for_many_sites_at_once_are_those_built_one_by_one(
+    session: Session, world: World, max_changes: int
+) -> None:
+    vest = add_vest(session, world)
+    session.commit()
+    agents = {site.id: Agent() for site in (world.nord, world.sor, vest)}
+    for site in (world.nord, world.sor, vest):
+        agents[site.id].load(build_snapshot(session, site.slug))
+    make_mixed_changes(session, world, vest)
+    session.commit()
+
+    pending = replica_log.pending_sites(session)
+    assert [site_id for site_id, _slug, _first in pending] == sorted(agents)
+    together = deltas_together(session, pending, max_changes)
+    assert together == deltas_one_site_at_a_time(session, pending, max_changes)
+
+    everything = [d for deltas in together.values() for d in deltas]
+    assert any(d.upsert for d in everything) and any(d.remove for d in everything)
+    assert any(d.upsert_bookings for d in everything) and any(d.remove_bookings for d in everything)
+    for site in (world.nord, world.sor, vest):
+        for delta in together[site.id]:
+            agents[site.id].apply(delta)  # asserts that each delta continues the previous one
+        assert agents[site.id].same_as(build_snapshot(session, site.slug, NOW))
+    kari_at_vest = agents[vest.id].credentials[f"c{card_of(world.people['kari']).id}"]
+    assert kari_at_vest.status is m.CredentialStatus.BLOCKED and kari_at_vest.groups == ["lag-vest"]
+    assert refs(world.people["sofie"]).isdisjoint(agents[world.sor.id].credentials)
+    assert f"b{world.bookings['vest'].id}" in agents[vest.id].bookings
+
+
+def test_building_deltas_of_sites_with_nothing_pending_gives_none(session: Session, world: World) -> None:
+    kari = card_of(world.people["kari"])
+    kari.status = CredentialStatus.BLOCKED
+    replica_log.record_credential_change(session, kari.id)
+    session.commit()
+    assert replica_log.build_deltas(session, [(world.nord.id, "nord", 2), (world.sor.id, "sor", 2)]) == []
+    assert replica_log.build_deltas(session, []) == []
+
+
+# --- sequence numbers -------------------------------------------------------------------------------------
+
+
+def logged_seqs(session: Session) -> dict[int, list[int]]:
+    found: dict[int, list[int]] = {}
+    for site_id, seq in session.execute(select(ReplicaChange.site_id, ReplicaChange.seq)):
+        found.setdefault(site_id, []).append(seq)
+    return {site_id: sorted(seqs) for site_id, seqs in found.items()}
+
+
+def test_a_change_logged_at_every_site_continues_each_sites_numbers(session: Session, world: World) -> None:
+    kari, siri = card_of(world.people["kari"]), card_of(world.people["siri"])
+    replica_log.record_booking_change(session, world.bookings["sjakk"].id)  # nord is ahead of sor
+    vest = add_site(session, "vest")  # has never logged anything
+    session.commit()
+    nord_before = len(logged_seqs(session)[world.nord.id])
+
+    replica_log.record_credential_changes(session, [siri.id, kari.id])
+    session.commit()
+    seqs = logged_seqs(session)
+    assert seqs[vest.id] == [1, 2]
+    assert seqs[world.sor.id] == list(range(1, len(seqs[world.sor.id]) + 1))
+    assert seqs[world.nord.id] == list(range(1, nord_before + 3))
+    order = session.execute(
+        select(ReplicaChange.credential_ref)
+        .where(ReplicaChange.site_id == vest.id)
+        .order_by(ReplicaChange.seq)
+    ).scalars()
+    assert list(order) == [f"c{min(kari.id, siri.id)}", f"c{max(kari.id, siri.id)}"]
+    agent = Agent()
+    agent.load(build_snapshot(session, "sor"))
+    assert agent.seq == 0  # nothing of sor's log has been published: the snapshot continues before it
+
+
+def test_marking_many_sites_published_at_once_keeps_later_changes_pending(
+    session: Session, world: World
+) -> None:
+    kari, siri = card_of(world.people["kari"]).id, card_of(world.people["siri"]).id
+    replica_log.record_credential_change(session, kari)
+    replica_log.record_credential_change(session, siri)
+    session.commit()
+    replica_log.mark_all_published(session, {world.nord.id: 1, world.sor.id: 2}, at=NOW)
+    session.commit()
+    assert replica_log.pending_sites(session) == [(world.nord.id, "nord", 2)]
+    published = session.execute(
+        select(ReplicaChange.published_at).where(ReplicaChange.published_at.is_not(None))
+    ).scalars()
+    assert list(published) == [NOW] * 3
+    replica_log.mark_all_published(session, {})  # nothing acknowledged: nothing to do
+    assert build_snapshot(session, "nord").seq == 1
+
+
+def test_two_transactions_logging_at_every_site_at_once_leave_no_gap(engine: Engine, world: World) -> None:
+    """The second waits for the first's row locks (PostgreSQL) or write lock (SQLite), then continues it."""
+    sessions = session_factory(engine)
+    kari, siri = card_of(world.people["kari"]).id, card_of(world.people["siri"]).id
+    first, second = sessions(), sessions()
+    try:
+        replica_log.record_credential_change(first, kari)
+        failures: list[BaseException] = []
+
+        def record_second() -> None:
+            try:
+                replica_log.record_credential_change(second, siri)
+                second.commit()
+            except BaseException as exc:
+                failures.append(exc)
+
+        worker = threading.Thread(target=record_second)
+        worker.start()
+        worker.join(0.3)
+        first.commit()
+        worker.join(30)
+        assert not worker.is_alive() and failures == []
+    finally:
+        first.close()
+        second.close()
+    with sessions() as session:
+        for site in (world.nord, world.sor):
+            logged = session.execute(
+                select(ReplicaChange.seq, ReplicaChange.credential_ref)
+                .where(ReplicaChange.site_id == site.id)
+                .order_by(ReplicaChange.seq)
+            ).all()
+            assert [tuple(row) for row in logged] == [(1, f"c{kari}"), (2, f"c{siri}")]

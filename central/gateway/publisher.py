@@ -34,7 +34,13 @@ from central.db import utcnow
 from central.gateway.link import LinkDownError, MqttLink, PublishRefusedError
 from central.models import Site
 from central.replica import UnknownSiteError, build_snapshot
-from central.services.replica_log import build_delta, mark_published, pending_sites, prune_published
+from central.services.replica_log import (
+    DELTA_MAX_CHANGES,
+    build_deltas,
+    mark_all_published,
+    pending_sites,
+    prune_published,
+)
 from central.services.site_config import build_revocations, build_site_config
 from protocol import codec
 from protocol import messages as m
@@ -49,6 +55,7 @@ SUBSCRIPTIONS = tuple(site_filter(None, channel) for channel in RETAINED_CHANNEL
 SNAPSHOT_TIMEOUT_S = 120.0
 SNAPSHOT_MIN_INTERVAL_S = 2.0
 PRUNE_INTERVAL_S = 3600.0  # how often published replica changes older than PUBLISHED_KEEP are deleted
+DELTA_SITES = 200  # sites whose deltas are built together (a few queries per batch, not per site)
 
 KeysProvider = Callable[[], m.SigningKeys | None]
 
@@ -119,6 +126,8 @@ class Publisher:
         self.poll_s = poll_s
         self.refresh_s = refresh_s
         self.revisions = Revisions()
+        self.delta_sites = DELTA_SITES  # sites whose deltas are built together
+        self.delta_max_changes = DELTA_MAX_CHANGES  # log entries per delta
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -276,8 +285,9 @@ class Publisher:
 
     def publish_deltas(self) -> None:
         """Every site's pending changes, in order. One change often concerns every site (a card revoked),
-        so the deltas of a round are built in one session and marked published in one transaction at the
-        end, each only once the broker acknowledged it."""
+        so the deltas of `delta_sites` sites are built together (`build_deltas`: a handful of queries), and
+        all the deltas of a round are marked published in one transaction at the end, each only once the
+        broker acknowledged it."""
         self._deltas_due = time.monotonic() + self.poll_s
         with self._sessions() as session:
             pending = pending_sites(session)
@@ -286,28 +296,42 @@ class Publisher:
         acknowledged: dict[int, int] = {}  # site id -> the last seq the broker has
         try:
             with self._sessions() as session:
-                for site_id, site, first_seq in pending:
-                    after = first_seq - 1
-                    while not self._stop.is_set():
-                        delta = build_delta(session, site, after)
-                        if delta is None:
-                            break
-                        self._link.publish_and_wait(site_topic(site, Channel.REPLICA_DELTA), validated(delta))
-                        acknowledged[site_id] = after = delta.seq
-                        self.deltas_published += 1
-                        log.info(
-                            "publisher.delta_published",
-                            site=site,
-                            prev_seq=delta.prev_seq,
-                            seq=delta.seq,
-                            upserts=len(delta.upsert),
-                            removes=len(delta.remove),
-                        )
+                for start in range(0, len(pending), self.delta_sites):
+                    self._publish_chunk(session, pending[start : start + self.delta_sites], acknowledged)
         finally:
             if acknowledged:
                 with self._sessions() as session, session.begin():
-                    for site_id, seq in acknowledged.items():
-                        mark_published(session, site_id, seq)
+                    mark_all_published(session, acknowledged)
+
+    def _publish_chunk(
+        self, session: Session, pending: list[tuple[int, str, int]], acknowledged: dict[int, int]
+    ) -> None:
+        """The deltas of these sites, each site's in seq order, until no site's delta is full (all it had).
+        Changes logged meanwhile at the other sites go out in the next round (a poke starts it at once)."""
+        while pending and not self._stop.is_set():
+            deltas = build_deltas(session, pending, max_changes=self.delta_max_changes)
+            session.rollback()  # end the read transaction: the next batch sees what was committed meanwhile
+            slugs = {site_id: site for site_id, site, _first in pending}
+            for site_id, delta in deltas:
+                if self._stop.is_set():
+                    return
+                site = slugs[site_id]
+                self._link.publish_and_wait(site_topic(site, Channel.REPLICA_DELTA), validated(delta))
+                acknowledged[site_id] = delta.seq
+                self.deltas_published += 1
+                log.info(
+                    "publisher.delta_published",
+                    site=site,
+                    prev_seq=delta.prev_seq,
+                    seq=delta.seq,
+                    upserts=len(delta.upsert),
+                    removes=len(delta.remove),
+                )
+            pending = [  # a full delta: the site may have more (entries have consecutive numbers)
+                (site_id, slugs[site_id], delta.seq + 1)
+                for site_id, delta in deltas
+                if delta.seq - delta.prev_seq >= self.delta_max_changes
+            ]
 
     def prune_log(self) -> None:
         with self._sessions() as session, session.begin():
