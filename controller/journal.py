@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final, TypeVar
 
+from controller.sqlite_file import FileFormat, open_file
 from protocol import codec
 from protocol import messages as m
 
@@ -336,47 +337,16 @@ def _checked_payload(event: AgentEvent, stamp: Stamp) -> bytes:
     return payload
 
 
+FORMAT = FileFormat(
+    what="journal",
+    application_id=APPLICATION_ID,
+    version=SCHEMA_VERSION,
+    schema=_SCHEMA,
+    probe="SELECT next_seq FROM journal_state WHERE id = 1",
+    pragmas=("PRAGMA journal_size_limit=4194304",),  # the WAL shrinks back after checkpoints
+    error=JournalError,
+)
+
+
 def _open(path: Path) -> sqlite3.Connection:
-    """Open (creating if new) a journal file; anything unusable becomes a JournalError naming the file."""
-    db: sqlite3.Connection | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL").fetchone()
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA journal_size_limit=4194304")  # the WAL shrinks back after checkpoints
-        _ensure_schema(db, path)
-        return db
-    except (sqlite3.Error, OSError) as exc:
-        if db is not None:
-            db.close()
-        raise JournalError(f"{path}: not a usable journal database ({exc})") from None
-    except JournalError:
-        if db is not None:
-            db.close()
-        raise
-
-
-def _ensure_schema(db: sqlite3.Connection, path: Path) -> None:
-    app_id = db.execute("PRAGMA application_id").fetchone()[0]
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if app_id == APPLICATION_ID and version == SCHEMA_VERSION:
-        db.execute("SELECT next_seq FROM journal_state WHERE id = 1").fetchone()
-        return
-    if app_id == APPLICATION_ID:
-        raise JournalError(f"{path}: journal schema version {version}, this agent reads {SCHEMA_VERSION}")
-    tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-    if app_id != 0 or tables:
-        raise JournalError(f"{path}: not a journal database (another application's SQLite file)")
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                db.execute(statement)
-        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
+    return open_file(path, FORMAT)

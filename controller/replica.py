@@ -23,6 +23,7 @@ from typing import Final, TypeVar
 
 import msgspec
 
+from controller.sqlite_file import FileFormat, open_file
 from protocol import codec
 from protocol import messages as m
 
@@ -386,48 +387,19 @@ def _credential_rows(credentials: Iterable[m.Credential]) -> Iterator[tuple[str,
         yield c.ref, key, c.person, encode_record(c)
 
 
+FORMAT = FileFormat(
+    what="replica",
+    application_id=APPLICATION_ID,
+    version=SCHEMA_VERSION,
+    schema=_SCHEMA,
+    probe="SELECT seq FROM replica_state WHERE id = 1",
+    pragmas=(
+        "PRAGMA cache_size=-32768",  # 32 MiB: index pages of a big replica stay in memory
+        "PRAGMA journal_size_limit=67108864",  # a big snapshot's WAL shrinks back afterwards
+    ),
+    error=ReplicaError,
+)
+
+
 def _open(path: Path) -> sqlite3.Connection:
-    """Open (creating if new) a replica file; anything unusable becomes a ReplicaError naming the file."""
-    db: sqlite3.Connection | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL").fetchone()
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA cache_size=-32768")  # 32 MiB: index pages of a big replica stay in memory
-        db.execute("PRAGMA journal_size_limit=67108864")  # a big snapshot's WAL shrinks back afterwards
-        _ensure_schema(db, path)
-        return db
-    except (sqlite3.Error, OSError) as exc:
-        if db is not None:
-            db.close()
-        raise ReplicaError(f"{path}: not a usable replica database ({exc})") from None
-    except ReplicaError:
-        if db is not None:
-            db.close()
-        raise
-
-
-def _ensure_schema(db: sqlite3.Connection, path: Path) -> None:
-    app_id = db.execute("PRAGMA application_id").fetchone()[0]
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if app_id == APPLICATION_ID and version == SCHEMA_VERSION:
-        db.execute("SELECT seq FROM replica_state WHERE id = 1").fetchone()
-        return
-    if app_id == APPLICATION_ID:
-        raise ReplicaError(f"{path}: replica schema version {version}, this agent reads {SCHEMA_VERSION}")
-    tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-    if app_id != 0 or tables:
-        raise ReplicaError(f"{path}: not a replica database (another application's SQLite file)")
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                db.execute(statement)
-        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
+    return open_file(path, FORMAT)
