@@ -465,6 +465,7 @@ class Agent:
                 hardware.buzzer(output.on)
             elif isinstance(output, d.Alarm):
                 self._alarm(output.kind, raised=output.raised, door=slug, detail=output.detail)
+                hardware.feedback(Feedback.ALARM if output.raised else Feedback.IDLE)
             elif isinstance(output, d.StateChanged):
                 self._door_state(slug, output.state)
             elif isinstance(output, d.Passage):

@@ -387,3 +387,14 @@ def test_closing_time_warns_twice_then_the_empty_torg_goes_dark_and_armed(site: 
     assert site.outputs.armed[-1] is True
     site.tap(VIDAR_UID)  # the caretaker comes by at night: the alarm is disarmed by his valid entry
     assert site.outputs.armed[-1] is False
+
+
+def test_a_forced_door_makes_its_reader_show_the_alarm_until_it_is_closed(site: Site) -> None:
+    door = site.doors["hovedinngang"]
+    site.contact("hovedinngang", True)  # opened while locked, no exit request: forced
+    while_forced = door.shown[-1]
+    assert site.link is not None
+    assert [(a.kind, a.raised) for a in site.link.alarms()] == [(m.AlarmKind.FORCED_OPEN, True)]
+    site.contact("hovedinngang", False)
+    assert (while_forced, door.shown[-1]) == (Feedback.ALARM, Feedback.IDLE)
+    assert [(a.kind, a.raised) for a in site.link.alarms()][-1] == (m.AlarmKind.FORCED_OPEN, False)
