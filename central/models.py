@@ -36,6 +36,15 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 
 from central.db import UTCDateTime, utcnow
 from central.schedules import DEFAULT_TIMEZONE, ExceptionKind, HoursKind
+from protocol import messages as m
+
+# The vocabulary central shares with the agents is protocol's, so a value means the same on both sides.
+DoorKind = m.DoorKind
+LockType = m.LockType  # fail secure: locked without power; fail safe: unlocked (escape routes)
+PersonKind = m.PersonKind
+CredentialKind = m.CredentialKind
+Decision = m.Decision
+AlarmSeverity = m.Severity
 
 __all__ = [
     "AccessGroup",
@@ -106,32 +115,6 @@ def str_enum(cls: type[StrEnum], length: int = 32) -> Enum:
     )
 
 
-class DoorKind(StrEnum):
-    ENTRANCE = "entrance"
-    INTERNAL = "internal"
-    ROOM = "room"
-
-
-class LockType(StrEnum):
-    """Fail secure: locked without power (default). Fail safe: unlocked without power (escape routes)."""
-
-    FAIL_SECURE = "fail_secure"
-    FAIL_SAFE = "fail_safe"
-
-
-class PersonKind(StrEnum):
-    RESIDENT = "resident"
-    VOLUNTEER = "volunteer"
-    ASSOCIATION_MEMBER = "association_member"
-    STAFF = "staff"
-    CARETAKER = "caretaker"
-
-
-class CredentialKind(StrEnum):
-    CARD = "card"
-    PHONE = "phone"
-
-
 class CredentialStatus(StrEnum):
     ACTIVE = "active"
     BLOCKED = "blocked"
@@ -152,17 +135,6 @@ class EventKind(StrEnum):
     ALARM = "alarm"
     SYSTEM = "system"
     CHECKIN = "checkin"
-
-
-class Decision(StrEnum):
-    GRANT = "grant"
-    DENY = "deny"
-
-
-class AlarmSeverity(StrEnum):
-    INFO = "info"
-    WARNING = "warning"
-    CRITICAL = "critical"
 
 
 class ReplicaOp(StrEnum):
