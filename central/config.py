@@ -35,6 +35,13 @@ class Settings:
     mqtt_password: str | None = field(default=None, repr=False)
     token_issuer: str = "asker"  # noqa: S105 (an issuer name, not a secret)
     event_retention_days: int = 30
+    checkin_opens_minutes: int = 15  # check-in opens this long before a booking starts
+    checkin_closes_minutes: int = 15  # ... and closes this long after; no check-in by then is a no-show
+    booking_webhook_url: str = ""  # where booking changes (no-show, extended, ended early) are POSTed
+    public_url: str = "http://127.0.0.1:8000"  # how phones reach central (OIDC redirect, links)
+    oidc_issuer: str = ""  # the OpenID Connect provider residents sign in with (ID-porten in production)
+    oidc_client_id: str = ""
+    oidc_client_secret: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -46,6 +53,9 @@ class Settings:
             raise ConfigError(
                 f"MERAAPENT_EVENT_RETENTION_DAYS must be at least 1, got {self.event_retention_days}"
             )
+        for name in ("checkin_opens_minutes", "checkin_closes_minutes"):
+            if not 0 <= getattr(self, name) <= 24 * 60:
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be 0–1440 minutes, got {getattr(self, name)}")
         if not self.token_issuer:
             raise ConfigError("MERAAPENT_TOKEN_ISSUER must not be empty")
 
@@ -75,6 +85,13 @@ _FIELDS: dict[str, type] = {
     "mqtt_password": str,
     "token_issuer": str,
     "event_retention_days": int,
+    "checkin_opens_minutes": int,
+    "checkin_closes_minutes": int,
+    "booking_webhook_url": str,
+    "public_url": str,
+    "oidc_issuer": str,
+    "oidc_client_id": str,
+    "oidc_client_secret": str,
 }
 
 

@@ -6,12 +6,14 @@
 #      As root they are installed; otherwise the exact apt-get command is printed and we stop.
 #   2. .venv with the project installed editable with dev extras, re-installed only when pyproject.toml
 #      is newer than .venv/.installed-stamp.
+#   3. tests/js/node_modules (the OpenID Connect provider and axe-core the browser tests run against), from
+#      the committed package-lock.json with the machine's Node.js (20.19 or newer), only when the lock changed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 VENV=.venv
 STAMP="$VENV/.installed-stamp"
-PACKAGES=(mosquitto mosquitto-clients pcscd vsmartcard-vpcd libpcsclite-dev swig gcc postgresql make)
+PACKAGES=(mosquitto mosquitto-clients pcscd vsmartcard-vpcd libpcsclite-dev swig gcc postgresql make chromium)
 
 say() { printf 'bootstrap: %s\n' "$*"; }
 die() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }
@@ -71,6 +73,21 @@ install_python_packages() {
     touch "$STAMP"
 }
 
+install_test_tools() {
+    local dir=tests/js stamp=tests/js/node_modules/.installed-stamp
+    if [[ -f "$stamp" && ! "$dir/package-lock.json" -nt "$stamp" ]]; then
+        return 0
+    fi
+    command -v node >/dev/null && command -v npm >/dev/null \
+        || die "Node.js 20.19+ with npm is needed for the browser tests (node not found)"
+    node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' \
+        || die "Node.js 20.19 or newer is needed for the browser tests; node is $(node --version)"
+    say "installing the browser-test tools into $dir/node_modules"
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >/dev/null
+    touch "$stamp"
+}
+
 install_packages
 check_python
 install_python_packages
+install_test_tools
