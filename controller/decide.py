@@ -284,6 +284,42 @@ def _with_pin(verdict: Verdict, credential: m.Credential, pin_ok: bool | None) -
     return replace(verdict, decision=m.Decision.DENY, reason=m.Reason.WRONG_PIN)
 
 
+def phone_credential(credentials: Sequence[m.Credential]) -> m.Credential | None:
+    """The credential a person's phone acts as: their active phone credential, else any phone one (so a
+    blocked or expired phone is refused with that reason rather than as unknown), else None."""
+    phones = [c for c in credentials if c.kind is m.CredentialKind.PHONE]
+    active = [c for c in phones if c.status is m.CredentialStatus.ACTIVE]
+    return (active or phones or [None])[0]
+
+
+def decide_phone_holder(
+    view: SiteView,
+    door: str,
+    credentials: Sequence[m.Credential],
+    bookings: Sequence[m.Booking],
+    now: datetime,
+    *,
+    clock_trusted: bool = True,
+    lockdown: bool = False,
+    booking_margin: timedelta = DEFAULT_BOOKING_MARGIN,
+) -> Verdict:
+    """May the person who proved they hold their phone (a bound QR code, or the Open button on the phone
+    page) open `door` now? The same rules as their card without the PIN: the phone, unlocked by its owner
+    and holding a key that never leaves it, is the second factor. `credentials` are the person's credentials
+    from the replica, `bookings` theirs. An unset clock refuses: phone entry never falls back to any-time.
+    """
+    _require_aware(now)
+    credential = phone_credential(credentials)
+    if credential is None:
+        view.door(door)  # an unknown door is a caller bug, also when the person has no phone
+        return denied(m.Reason.UNKNOWN_CREDENTIAL)
+    if not clock_trusted:
+        return denied(m.Reason.CLOCK_UNSET, credential)
+    return decide_card(
+        view, door, credential, bookings, now, pin_ok=None, lockdown=lockdown, booking_margin=booking_margin
+    )
+
+
 # --- phone tokens -------------------------------------------------------------------------------------------
 
 

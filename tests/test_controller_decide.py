@@ -22,6 +22,7 @@ from controller.decide import (
     Verdict,
     clock_trusted,
     decide_card,
+    decide_phone_holder,
     decide_token,
     denied,
 )
@@ -528,3 +529,44 @@ def test_a_blocked_card_never_opens(
             DENY,
             R.CREDENTIAL_BLOCKED,
         ) or verdict.reason is R.LOCKDOWN
+
+
+def phone(ref: str, person: str, *groups: str, **kw: Any) -> m.Credential:
+    kw.setdefault("valid_from", datetime(2026, 1, 5, 9, tzinfo=UTC))
+    return m.Credential(
+        ref=ref,
+        person=person,
+        person_kind=m.PersonKind.RESIDENT,
+        kind=m.CredentialKind.PHONE,
+        groups=list(groups),
+        **kw,
+    )
+
+
+def test_a_phone_holder_is_judged_by_the_same_rules_as_their_card_but_without_a_pin() -> None:
+    ola_phone = phone("ph2", "p-ola", "innbyggere")
+    assert decide_phone_holder(VIEW, "hovedinngang", [OLA, ola_phone], [], MONDAY_LATE).granted
+    closed = decide_phone_holder(VIEW, "hovedinngang", [ola_phone], [], SUNDAY_EVENING)
+    assert (closed.granted, closed.reason) == (False, m.Reason.SITE_CLOSED)
+
+
+def test_a_phone_holder_without_a_phone_credential_or_with_a_blocked_one_is_refused() -> None:
+    assert (
+        decide_phone_holder(VIEW, "hovedinngang", [OLA], [], MONDAY_LATE).reason
+        is m.Reason.UNKNOWN_CREDENTIAL
+    )
+    blocked = phone("ph5", "p-per", "innbyggere", status=m.CredentialStatus.BLOCKED)
+    assert decide_phone_holder(VIEW, "hovedinngang", [blocked], [], MONDAY_LATE).reason is (
+        m.Reason.CREDENTIAL_BLOCKED
+    )
+
+
+def test_a_phone_holder_gets_into_their_booked_room_and_never_on_an_unset_clock() -> None:
+    nora_phone = phone("ph8", "p-nora")
+    assert decide_phone_holder(VIEW, "moterom-1", [nora_phone], [SJAKK], SUNDAY_EVENING).reason is (
+        m.Reason.BOOKING
+    )
+    unset = decide_phone_holder(
+        VIEW, "hovedinngang", [nora_phone], [SJAKK], BOOT_WITHOUT_NETWORK, clock_trusted=False
+    )
+    assert unset.reason is m.Reason.CLOCK_UNSET
