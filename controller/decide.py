@@ -289,7 +289,8 @@ def phone_credential(credentials: Sequence[m.Credential]) -> m.Credential | None
     blocked or expired phone is refused with that reason rather than as unknown), else None."""
     phones = [c for c in credentials if c.kind is m.CredentialKind.PHONE]
     active = [c for c in phones if c.status is m.CredentialStatus.ACTIVE]
-    return (active or phones or [None])[0]
+    chosen = active or phones
+    return chosen[0] if chosen else None
 
 
 def decide_phone_holder(
