@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from central.config import Settings
 from central.models import BookingStatus
 
 
@@ -22,6 +23,14 @@ class CheckinRules:
     def __post_init__(self) -> None:
         if self.opens_before < timedelta(0) or self.closes_after < timedelta(0):
             raise ValueError("the check-in window cannot open after the start or close before it")
+
+
+def checkin_rules(settings: Settings) -> CheckinRules:
+    """The window configured for this installation (MERAAPENT_CHECKIN_OPENS/CLOSES_MINUTES)."""
+    return CheckinRules(
+        opens_before=timedelta(minutes=settings.checkin_opens_minutes),
+        closes_after=timedelta(minutes=settings.checkin_closes_minutes),
+    )
 
 
 class CheckinRefusal(StrEnum):

@@ -114,33 +114,50 @@ def serve_command(
         typer.Option(min=5, envvar="MERAAPENT_FEED_POLL_SECONDS", help="How often to read booking feeds."),
     ] = 300,
 ) -> None:
-    """Run the REST API (OpenAPI docs at /docs), the MQTT gateway, the booking feed poller and the no-show
-    sweep until Ctrl-C.
+    """Run the REST API (OpenAPI docs at /docs), the MQTT gateway, the booking feed poller, the no-show
+    sweep and (with MERAAPENT_BOOKING_WEBHOOK_URL) the webhook sender until Ctrl-C.
 
     Run `meraapent central migrate` first: a server never changes the schema behind an operator's back.
     """
     import uvicorn
 
     from central.api import create_app
+    from central.checkin import checkin_rules
     from central.db import ensure_migrated, make_engine
     from central.feeds.poller import start_for_app
     from central.noshow import NoShowSweeper
+    from central.webhooks.sender import start_for_settings
 
     with cli_errors():
         settings = _settings(db, data_dir)
     with cli_errors(settings.db_url):
         engine = make_engine(settings.db_url)
-        poller = sweeper = None
+        poller = sweeper = sender = None
         try:
             ensure_migrated(engine)
             api = create_app(settings, engine=engine, start_gateway=not no_gateway)
             poller = start_for_app(api, feed_poll_seconds)
-            sweeper = NoShowSweeper(api.state.session_factory).start()
+            sweeper = NoShowSweeper(api.state.session_factory, rules=checkin_rules(settings)).start()
+            sender = start_for_settings(api.state.session_factory, settings)
             where = _safe_url(settings.db_url)
             typer.echo(f"Central API on http://{host}:{port} (docs at /docs), database {where}")
             uvicorn.run(api, host=host, port=port, log_level="info")
         finally:
-            for worker in (poller, sweeper):
+            for worker in (poller, sweeper, sender):
                 if worker is not None:
                     worker.stop()
             engine.dispose()
+
+
+@app.command("webhook-secret")
+def webhook_secret_command(data_dir: DataDirOption = None) -> None:
+    """Print the secret the booking system verifies webhook signatures with (made on first use).
+
+    The receiver computes HMAC-SHA256 over the request body with this text as the key and compares it with
+    the X-Meraapent-Signature header (sha256=<hex>).
+    """
+    from central.webhooks.sender import webhook_secret
+
+    with cli_errors():
+        settings = _settings(data_dir=data_dir)
+        typer.echo(webhook_secret(settings))

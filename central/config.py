@@ -54,8 +54,9 @@ class Settings:
                 f"MERAAPENT_EVENT_RETENTION_DAYS must be at least 1, got {self.event_retention_days}"
             )
         for name in ("checkin_opens_minutes", "checkin_closes_minutes"):
-            if not 0 <= getattr(self, name) <= 24 * 60:
-                raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be 0–1440 minutes, got {getattr(self, name)}")
+            minutes = getattr(self, name)
+            if not 0 <= minutes <= 24 * 60:
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be 0–1440 minutes, got {minutes}")
         if not self.token_issuer:
             raise ConfigError("MERAAPENT_TOKEN_ISSUER must not be empty")
 

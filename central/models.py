@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -29,8 +30,10 @@ from sqlalchemy import (
     Time,
     UniqueConstraint,
     event,
+    false,
     inspect,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
@@ -56,8 +59,11 @@ __all__ = [
     "AuditLog",
     "Base",
     "Booking",
+    "BookingCoHolder",
     "BookingFeed",
     "BookingStatus",
+    "CardCodeFailure",
+    "CardEnrolmentCode",
     "Credential",
     "CredentialKind",
     "CredentialStatus",
@@ -77,11 +83,15 @@ __all__ = [
     "OpeningHours",
     "Person",
     "PersonKind",
+    "PhoneKey",
     "ReplicaChange",
     "ReplicaOp",
     "Room",
     "Site",
     "SiteReplicaState",
+    "TermsAcceptance",
+    "WebhookKind",
+    "WebhookOutbox",
     "Zone",
 ]
 
@@ -182,6 +192,10 @@ class Site(Base):
     caretaker_phone: Mapped[str | None] = mapped_column(String(PHONE))
     help_text_nb: Mapped[str] = mapped_column(Text, default="")
     help_text_en: Mapped[str] = mapped_column(Text, default="")
+    # Age limits: younger than min_age needs a recorded guardian consent; younger than min_age_with_consent
+    # cannot sign up on their own at all (the lowest of all sites decides; central.services.enrolment).
+    min_age: Mapped[int] = mapped_column(SmallInteger, default=18, server_default="18")
+    min_age_with_consent: Mapped[int] = mapped_column(SmallInteger, default=15, server_default="15")
     created_at: Mapped[datetime] = _created_at()
 
     zones: Mapped[list[Zone]] = relationship(back_populates="site", **_OWNED)
@@ -248,6 +262,8 @@ class Room(Base):
     name: Mapped[str] = mapped_column(String(NAME))
     capacity: Mapped[int] = mapped_column(Integer, default=0)
     calendar_resource: Mapped[str | None] = mapped_column(String(NAME), unique=True)
+    # The holder's first entry through the room's own door checks the booking in (off: kiosk or phone only).
+    implicit_checkin: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     site: Mapped[Site] = relationship(back_populates="rooms")
     zone: Mapped[Zone] = relationship()
@@ -294,6 +310,8 @@ class Person(Base):
     """Someone who may get in: resident, volunteer, association member, staff or caretaker."""
 
     __tablename__ = "persons"
+    # A resident who signed in is known by their provider's (issuer, subject), never by a national id number.
+    __table_args__ = (Index(None, "oidc_issuer", "oidc_subject", unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[PersonKind] = mapped_column(str_enum(PersonKind))
@@ -302,9 +320,15 @@ class Person(Base):
     phone: Mapped[str | None] = mapped_column(String(PHONE))
     organisation: Mapped[str | None] = mapped_column(String(NAME))
     birth_year: Mapped[int | None] = mapped_column(SmallInteger)
+    birth_date: Mapped[date | None] = mapped_column(Date)  # only for the age rule (data minimisation)
     guardian_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    guardian_consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    guardian_consent_by: Mapped[str | None] = mapped_column(String(REF))  # who recorded it
     blocked: Mapped[bool] = mapped_column(Boolean, default=False)
     external_ref: Mapped[str | None] = mapped_column(String(NAME), unique=True)
+    oidc_issuer: Mapped[str | None] = mapped_column(String(300))
+    oidc_subject: Mapped[str | None] = mapped_column(String(REF))
+    enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # finished self-enrolment
     created_at: Mapped[datetime] = _created_at()
 
     credentials: Mapped[list[Credential]] = relationship(
@@ -329,6 +353,8 @@ class AccessGroup(Base):
     name: Mapped[str] = mapped_column(String(NAME))
     description: Mapped[str] = mapped_column(Text, default="")
     any_time: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Residents who finish self-enrolment become members of every group with this flag.
+    self_enrolment: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     intervals: Mapped[list[GroupScheduleInterval]] = relationship(
         back_populates="group", cascade="all, delete-orphan", passive_deletes=True
@@ -453,10 +479,15 @@ class Booking(Base):
     source: Mapped[str] = mapped_column(String(32), default="manual")
     external_id: Mapped[str | None] = mapped_column(String(NAME))
     checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The end the booking system (feed or integration) last sent. An extension or early end made here
+    # changes ends_at only, so a re-import that still says the same end leaves it alone (see upsert_external).
+    source_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = _created_at()
 
     room: Mapped[Room] = relationship()
     holder: Mapped[Person | None] = relationship()
+    if TYPE_CHECKING:  # mapped at the end of the module, with BookingCoHolder
+        co_holders: Mapped[list[Person]]  # named people who may use the booking like its holder
 
 
 class Event(Base):
@@ -714,3 +745,161 @@ class BookingFeed(Base):
 for _prop in BookingFeed.__mapper__.column_attrs:  # the loop above ran before this class existed
     if any(isinstance(col.type, UTCDateTime) for col in _prop.columns):
         event.listen(_prop.class_attribute, "set", _aware_utc, retval=True)
+
+
+# --- webhook outbox (appended: telling the booking system about check-ins, no-shows, changes) -------------
+
+
+class WebhookKind(StrEnum):
+    NO_SHOW = "no_show"
+    CHECKED_IN = "checked_in"
+    EXTENDED = "extended"
+    ENDED_EARLY = "ended_early"
+
+
+class WebhookOutbox(Base):
+    """A booking change the booking system must hear about, written in the same transaction as the change.
+
+    The sender POSTs `payload` until the receiver answers 2xx (`delivered_at`); `event_id` travels as the
+    idempotency key, so a retry after a lost answer is recognisable as the same event. A new row is due at
+    once; `next_attempt_at` matters after a failure.
+    """
+
+    __tablename__ = "webhook_outbox"
+    __table_args__ = (
+        # The sender reads undelivered rows in order every few seconds; delivered ones only wait to be pruned.
+        Index(
+            "ix_webhook_outbox_pending",
+            "id",
+            sqlite_where=text("delivered_at IS NULL"),
+            postgresql_where=text("delivered_at IS NULL"),
+        ),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    kind: Mapped[WebhookKind] = mapped_column(str_enum(WebhookKind))
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("bookings.id", ondelete="SET NULL"), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = _created_at()
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+for _prop in WebhookOutbox.__mapper__.column_attrs:  # appended after the listener loop, like BookingFeed
+    if any(isinstance(col.type, UTCDateTime) for col in _prop.columns):
+        event.listen(_prop.class_attribute, "set", _aware_utc, retval=True)
+
+
+# --- card registration with a one-time code (appended: self-enrolment at a reader or the kiosk) ----------
+
+
+class CardEnrolmentCode(Base):
+    """A one-time code shown on a signed-in person's phone; typed at a reader before tapping a card, it
+    registers that card for the person. Only the code's HMAC (under the UID-hash key) is stored."""
+
+    __tablename__ = "card_enrolment_codes"
+    __table_args__ = (CheckConstraint("attempts >= 0", name="attempts_not_negative"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = _created_at()
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims with this code that were refused
+    credential_id: Mapped[int | None] = mapped_column(ForeignKey("credentials.id", ondelete="SET NULL"))
+
+    person: Mapped[Person] = relationship()
+
+
+class CardCodeFailure(Base):
+    """A wrong one-time code typed at a site: too many in a short time close the site to claims a while."""
+
+    __tablename__ = "card_code_failures"
+    __table_args__ = (Index(None, "site_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+for _model in (CardEnrolmentCode, CardCodeFailure):  # appended after the listener loop, like BookingFeed
+    for _prop in _model.__mapper__.column_attrs:
+        if any(isinstance(col.type, UTCDateTime) for col in _prop.columns):
+            event.listen(_prop.class_attribute, "set", _aware_utc, retval=True)
+
+
+# --- phone keys (appended: holder-bound QR codes on the resident's phone) --------------------------------
+
+MAX_PHONE_KEYS = 5  # a person's phones with a registered key; a sixth retires the least recently used
+
+
+class PhoneKey(Base):
+    """The public key of one of a person's phones (WebCrypto ECDSA P-256; the private key never leaves the
+    phone). The phone page's QR tokens are bound to it, so only that phone can show them. Stored as the
+    33-byte compressed point; `label` says which phone (its browser) so the person can tell them apart."""
+
+    __tablename__ = "phone_keys"
+    __table_args__ = (UniqueConstraint("person_id", "public_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"))
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(33))
+    label: Mapped[str] = mapped_column(String(NAME), default="")
+    created_at: Mapped[datetime] = _created_at()
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    person: Mapped[Person] = relationship()
+
+
+for _prop in PhoneKey.__mapper__.column_attrs:  # appended after the listener loop, like BookingFeed
+    if any(isinstance(col.type, UTCDateTime) for col in _prop.columns):
+        event.listen(_prop.class_attribute, "set", _aware_utc, retval=True)
+
+
+# --- the meråpent agreement (appended: self-enrolment) ----------------------------------------------------
+
+
+class TermsAcceptance(Base):
+    """A person accepted version `version` of the meråpent agreement (central/terms/) at `accepted_at`."""
+
+    __tablename__ = "terms_acceptances"
+    __table_args__ = (UniqueConstraint("person_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    version: Mapped[str] = mapped_column(String(32))
+    accepted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    person: Mapped[Person] = relationship()
+
+
+for _prop in TermsAcceptance.__mapper__.column_attrs:  # appended after the listener loop, like BookingFeed
+    if any(isinstance(col.type, UTCDateTime) for col in _prop.columns):
+        event.listen(_prop.class_attribute, "set", _aware_utc, retval=True)
+
+
+# --- co-holders of a booking (appended: the holder and named co-holders may use a booking) ----------------
+
+
+class BookingCoHolder(Base):
+    """A person named on a booking besides its holder, whom the booking lets in exactly like the holder."""
+
+    __tablename__ = "booking_co_holders"
+
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id", ondelete="CASCADE"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("persons.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+# Mapped here, not in Booking: the UTC listener loop above configured the mappers before this table existed.
+Booking.co_holders = relationship(
+    Person, secondary=BookingCoHolder.__table__, order_by=Person.id, passive_deletes=True
+)

@@ -1,5 +1,6 @@
 """The no-show sweep `central serve` runs every minute: confirmed bookings whose check-in window has
-closed are released (their access ends at the site, the room is free) and counted as no-shows.
+closed (`central.checkin.checkin_rules(settings)`) are released (their access ends at the site, the room is
+free, the booking system is told through the webhook outbox) and counted as no-shows.
 
 A thread of its own, like the feed poller: a database hiccup is logged and the next round tries again.
 """

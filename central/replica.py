@@ -1,9 +1,10 @@
 """The credential replica a site agent holds: who may come in at this site, and which bookings are coming.
 
 A credential belongs in a site's replica when it is not revoked and its person either is a member of an
-access group with a zone at that site, or holds a live booking (confirmed or checked in, not yet ended,
-starting within `BOOKING_HORIZON`) of a room at that site. Blocked credentials and blocked persons stay in
-the replica with status `blocked`, so the door can say "blocked" instead of "unknown card".
+access group with a zone at that site, or holds or co-holds a live booking (confirmed or checked in, not yet
+ended, starting within `BOOKING_HORIZON`) of a room at that site: a booking's co-holders count exactly like
+its holder, everywhere. Blocked credentials and blocked persons stay in the replica with status `blocked`, so
+the door can say "blocked" instead of "unknown card".
 
 Everything here is set-based Core selects (no per-row ORM loads): a snapshot of 100,000 credentials has to be
 built in well under two seconds. `site_credentials` and `site_bookings` also serve the deltas of one site
@@ -19,7 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -30,6 +31,7 @@ from central.db import utcnow
 from central.models import (
     AccessGroup,
     Booking,
+    BookingCoHolder,
     BookingStatus,
     Credential,
     CredentialStatus,
@@ -82,11 +84,29 @@ def parse_ref(ref: str | None, prefix: str) -> int | None:
 
 
 def is_minor(birth_year: int | None, today_year: int) -> bool:
-    """Born less than 18 years ago, to the year: only the birth year is stored (data minimisation).
+    """Born less than 18 years ago, to the year (when only the birth year is known).
 
     Someone born in `today_year - 18` counts as adult from 1 January of the year they turn 18.
     """
     return birth_year is not None and today_year - birth_year < ADULT_AGE
+
+
+def age_on(today: date, birth_date: date | None, birth_year: int | None) -> int | None:
+    """Whole years of age on `today` (site-local date): exact from the birth date (born 29 February: a year
+    older on 1 March in other years), else to the year from the birth year; None when neither is known."""
+    if birth_date is not None:
+        before_birthday = (today.month, today.day) < (birth_date.month, birth_date.day)
+        return today.year - birth_date.year - before_birthday
+    return None if birth_year is None else today.year - birth_year
+
+
+def lacks_consent(age: int | None, min_age: int, guardian_consent: bool) -> bool:
+    """Under the site's `min_age` without a recorded guardian consent: the agent refuses (consent_missing).
+
+    The site's `min_age_with_consent` is the floor for signing up alone (central.services.enrolment); a
+    younger child whom staff registered with a guardian's consent is let in, as before.
+    """
+    return age is not None and age < min_age and not guardian_consent
 
 
 @dataclass(frozen=True)
@@ -97,6 +117,7 @@ class SiteScope:
     slug: str
     groups: dict[int, str]  # access group id -> slug, for groups with at least one zone at this site
     now: datetime
+    min_age: int = ADULT_AGE  # younger needs a guardian's consent at this site
 
     @property
     def booking_horizon(self) -> datetime:
@@ -105,9 +126,10 @@ class SiteScope:
 
 def site_scope(session: Session, site_slug: str, now: datetime | None = None) -> SiteScope:
     session.flush()  # what follows reads through the connection, past the ORM's autoflush
-    site_id = session.execute(select(Site.id).where(Site.slug == site_slug)).scalar_one_or_none()
-    if site_id is None:
+    found = session.execute(select(Site.id, Site.min_age).where(Site.slug == site_slug)).one_or_none()
+    if found is None:
         raise UnknownSiteError(f"site {site_slug!r} does not exist")
+    site_id, min_age = found
     groups = session.execute(
         select(AccessGroup.id, AccessGroup.slug)
         .join(GroupZone, GroupZone.group_id == AccessGroup.id)
@@ -115,7 +137,7 @@ def site_scope(session: Session, site_slug: str, now: datetime | None = None) ->
         .where(Zone.site_id == site_id)
         .distinct()
     )
-    return SiteScope(site_id, site_slug, dict(groups.all()), now or utcnow())
+    return SiteScope(site_id, site_slug, dict(groups.all()), now or utcnow(), min_age)
 
 
 def _chunks(ids: Collection[T] | None) -> Iterator[list[T] | None]:
@@ -148,7 +170,13 @@ def _eligible_persons(scope: SiteScope) -> CompoundSelect[int]:
         .join(Room, Room.id == Booking.room_id)
         .where(Booking.holder_id.is_not(None), *_live_booking_conditions(scope))
     )
-    return members.union(holders)
+    co_holders = (
+        select(BookingCoHolder.person_id)
+        .join(Booking, Booking.id == BookingCoHolder.booking_id)
+        .join(Room, Room.id == Booking.room_id)
+        .where(*_live_booking_conditions(scope))
+    )
+    return union(members, holders, co_holders)
 
 
 def _site_groups_of(
@@ -187,12 +215,13 @@ _CREDENTIAL_COLUMNS = (
     Person.birth_year,
     Person.guardian_consent,
     Person.blocked,
+    Person.birth_date,
 )
 
 
-def _credential(row: Sequence[Any], groups: list[str], year: int) -> m.Credential:
+def _credential(row: Sequence[Any], groups: list[str], today: date, min_age: int) -> m.Credential:
     cid, pid, kind, uid_hash, pin_hash, status, valid_from, valid_until = row[:8]
-    pkind, birth, consent, pblocked = row[8:]
+    pkind, birth, consent, pblocked, birth_date = row[8:]
     blocked = status == CredentialStatus.BLOCKED or pblocked
     # Positional: this runs 100,000 times for a big site's snapshot. Order = m.Credential's fields.
     return m.Credential(
@@ -206,7 +235,7 @@ def _credential(row: Sequence[Any], groups: list[str], year: int) -> m.Credentia
         pin_hash,
         valid_from,
         valid_until,
-        is_minor(birth, year) and not consent,
+        lacks_consent(age_on(today, birth_date, birth), min_age, consent),
     )
 
 
@@ -229,8 +258,8 @@ def site_credentials(
         rows.extend(connection.execute(stmt.order_by(Credential.id)).all())
     person_ids = None if credential_ids is None else {row[1] for row in rows}
     groups = _site_groups_of(session, scope, person_ids)
-    year = scope.now.astimezone(OSLO).year
-    return {row[0]: _credential(row, groups.get(row[1], []), year) for row in rows}
+    today = scope.now.astimezone(OSLO).date()
+    return {row[0]: _credential(row, groups.get(row[1], []), today, scope.min_age) for row in rows}
 
 
 def credentials_at_sites(
@@ -244,17 +273,20 @@ def credentials_at_sites(
     found: dict[int, dict[int, m.Credential]] = {site_id: {} for site_id in wanted}
     rows = {row[0]: row for row in _live_credential_rows(session, set().union(*wanted.values()))}
     access = _access_at_sites(session, {row[1] for row in rows.values()}, list(wanted), now)
-    year = now.astimezone(OSLO).year
-    built: dict[tuple[int, int], m.Credential] = {}  # (credential id, id of its shared groups list)
+    ages = session.connection().execute(select(Site.id, Site.min_age).where(Site.id.in_(list(wanted))))
+    min_ages: dict[int, int] = {site_id: min_age for site_id, min_age in ages}
+    today = now.astimezone(OSLO).date()
+    built: dict[tuple[int, int, int], m.Credential] = {}  # (credential id, id of its groups list, min age)
     for site_id, credential_ids in wanted.items():
         for cid in credential_ids:
             row = rows.get(cid)
             groups = None if row is None else access.get((row[1], site_id))
             if row is None or groups is None:
                 continue
-            key = (cid, id(groups))
+            min_age = min_ages.get(site_id, ADULT_AGE)
+            key = (cid, id(groups), min_age)
             if key not in built:
-                built[key] = _credential(row, groups, year)
+                built[key] = _credential(row, groups, today, min_age)
             found[site_id][cid] = built[key]
     return found
 
@@ -277,8 +309,8 @@ def _access_at_sites(
     session: Session, person_ids: Collection[int], site_ids: Sequence[int], now: datetime
 ) -> dict[tuple[int, int], list[str]]:
     """(person id, site id) -> sorted slugs of the person's groups with a zone at the site, for every pair
-    where the person may come in: as a member of such a group, or holding a live booking of a room there
-    (then possibly with no group at all). Pairs that are not eligible are missing."""
+    where the person may come in: as a member of such a group, or holding or co-holding a live booking of a
+    room there (then possibly with no group at all). Pairs that are not eligible are missing."""
     slugs: defaultdict[tuple[int, int], set[str]] = defaultdict(set)
     connection = session.connection()
     no_group = cast(null(), AccessGroup.slug.type)
@@ -300,7 +332,17 @@ def _access_at_sites(
                     *_live_booking_window(now),
                 )
             )
-            for person_id, site_id, slug in connection.execute(union(members, holders)):
+            co_holders = (
+                select(BookingCoHolder.person_id, Room.site_id, no_group)
+                .join(Booking, Booking.id == BookingCoHolder.booking_id)
+                .join(Room, Room.id == Booking.room_id)
+                .where(
+                    BookingCoHolder.person_id.in_(persons or []),
+                    Room.site_id.in_(sites or []),
+                    *_live_booking_window(now),
+                )
+            )
+            for person_id, site_id, slug in connection.execute(union(members, holders, co_holders)):
                 pair_slugs = slugs[(person_id, site_id)]
                 if slug is not None:
                     pair_slugs.add(slug)
@@ -319,12 +361,30 @@ _BOOKING_COLUMNS = (
 )
 
 
-def _booking(row: Sequence[Any]) -> m.Booking:
+def _co_holders(session: Session, booking_ids: Collection[int]) -> dict[int, list[int]]:
+    """Booking id -> person ids of its co-holders in id order, for those of the bookings that have any (one
+    query per IN_CHUNK bookings, whatever their number)."""
+    found: defaultdict[int, list[int]] = defaultdict(list)
+    connection = session.connection()
+    for chunk in _chunks(sorted(booking_ids)):
+        stmt = (
+            select(BookingCoHolder.booking_id, BookingCoHolder.person_id)
+            .where(BookingCoHolder.booking_id.in_(chunk or []))
+            .order_by(BookingCoHolder.booking_id, BookingCoHolder.person_id)
+        )
+        for booking_id, person_id in connection.execute(stmt):
+            found[booking_id].append(person_id)
+    return found
+
+
+def _booking(row: Sequence[Any], co_holders: Sequence[int] = ()) -> m.Booking:
+    """The wire booking; `holders` names the holder first, then the co-holders (each person once)."""
     bid, room, holder, starts, ends, status, title = row
+    people = ([] if holder is None else [holder]) + [p for p in co_holders if p != holder]
     return m.Booking(
         ref=booking_ref(bid),
         room=room,
-        holders=[] if holder is None else [person_ref(holder)],
+        holders=[person_ref(p) for p in people],
         starts_at=starts,
         ends_at=ends,
         status=_BOOKING_STATUS[status],
@@ -336,7 +396,7 @@ def site_bookings(
     session: Session, scope: SiteScope, booking_ids: Collection[int] | None = None
 ) -> dict[int, m.Booking]:
     """Booking id -> wire booking, for the live bookings of rooms at the site (all, or among the ids)."""
-    found: dict[int, m.Booking] = {}
+    rows: list[Sequence[Any]] = []
     for chunk in _chunks(booking_ids):
         stmt = (
             select(*_BOOKING_COLUMNS)
@@ -345,9 +405,9 @@ def site_bookings(
         )
         if chunk is not None:
             stmt = stmt.where(Booking.id.in_(chunk))
-        for row in session.execute(stmt.order_by(Booking.starts_at)):
-            found[row[0]] = _booking(row)
-    return found
+        rows.extend(session.execute(stmt.order_by(Booking.starts_at)).all())
+    co_holders = _co_holders(session, {row[0] for row in rows})
+    return {row[0]: _booking(row, co_holders.get(row[0], ())) for row in rows}
 
 
 def bookings_at_sites(
@@ -355,7 +415,7 @@ def bookings_at_sites(
 ) -> dict[int, tuple[int, m.Booking]]:
     """Booking id -> (site id of its room, wire booking), for those of the ids that are live (the rules of
     `site_bookings`; a booking is at one site, that of its room)."""
-    found: dict[int, tuple[int, m.Booking]] = {}
+    rows: list[Sequence[Any]] = []
     connection = session.connection()
     for chunk in _chunks(sorted(booking_ids)):
         stmt = (
@@ -363,9 +423,9 @@ def bookings_at_sites(
             .join(Room, Room.id == Booking.room_id)
             .where(Booking.id.in_(chunk or []), *_live_booking_window(now))
         )
-        for row in connection.execute(stmt):
-            found[row[1]] = (row[0], _booking(row[1:]))
-    return found
+        rows.extend(connection.execute(stmt).all())
+    co_holders = _co_holders(session, {row[1] for row in rows})
+    return {row[1]: (row[0], _booking(row[1:], co_holders.get(row[1], ()))) for row in rows}
 
 
 def snapshot_seq(session: Session, site_id: int) -> int:

@@ -149,6 +149,7 @@ class GroupSpec:
     description: str
     any_time: bool
     zone_slugs: tuple[str, ...]
+    self_enrolment: bool = False  # residents who sign up on their phone join it
 
 
 GROUPS = (
@@ -158,6 +159,7 @@ GROUPS = (
         "Alle innbyggere med lånekort: torg og bibliotek i meråpen tid.",
         False,
         ("torg", "bibliotek"),
+        self_enrolment=True,
     ),
     GroupSpec(
         "vaktmestere",
@@ -381,6 +383,7 @@ class _Seeder:
             name=spec.name,
             description=spec.description,
             any_time=spec.any_time,
+            self_enrolment=spec.self_enrolment,
         )
         linked = {zone.id for zone in group.zones}
         for site in sites:

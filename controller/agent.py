@@ -26,7 +26,7 @@ from controller import door as d
 from controller import site as s
 from controller.clock import Clock
 from controller.commands import CommandGuard, SqliteNonceStore
-from controller.decide import ClockPolicy, SiteView, Verdict, clock_trusted
+from controller.decide import ClockPolicy, SiteView, Verdict, clock_trusted, decide_phone_holder
 from controller.inputs import (
     CardPresented,
     CodeScanned,
@@ -39,7 +39,16 @@ from controller.inputs import (
 )
 from controller.journal import Journal, JournalError, JournalFull
 from controller.outbox import Outbox
-from controller.reception import CardLocked, Outcome, PinPrompt, Reception, Result
+from controller.reception import (
+    CardLocked,
+    EnrolmentArmed,
+    EnrolmentEnded,
+    EnrolmentTap,
+    Outcome,
+    PinPrompt,
+    Reception,
+    Result,
+)
 from controller.replica import DeltaResult, Replica, ReplicaError
 from protocol import messages as m
 from protocol.keys import KeySetError, PublicKeySet
@@ -386,6 +395,21 @@ class Agent:
             elif isinstance(result, CardLocked):
                 detail = f"card {result.credential_ref} locked after wrong PINs"
                 self._alarm(m.AlarmKind.PIN_BRUTE_FORCE, door=result.door, detail=detail)
+            elif isinstance(result, EnrolmentArmed):
+                self.hardware[result.door].feedback(Feedback.ENROL_READY)
+                log.info("agent.card_enrolment_armed", door=result.door)
+            elif isinstance(result, EnrolmentEnded):
+                self.hardware[result.door].feedback(Feedback.IDLE)
+            elif isinstance(result, EnrolmentTap):
+                self._card_enrolment(result)
+
+    def _card_enrolment(self, tap: EnrolmentTap) -> None:
+        """A card tapped after its one-time code: the door stays locked, central registers the card."""
+        self.hardware[tap.door].feedback(Feedback.ENROLLED)
+        now = self.clock.now()
+        event = self.journal.card_enrolment(now, door=tap.door, code=tap.code, uid_hash=tap.uid_hash)
+        log.info("agent.card_enrolment", door=tap.door, event_id=str(event.event_id))  # never the code
+        self.outbox.publish(event)
 
     def _finish(self, door: str, verdict: Verdict, method: m.Method) -> None:
         """Open (or not), tell the person, then journal and publish the decision."""
@@ -537,6 +561,9 @@ class Agent:
             self._command_result(command, m.CommandOutcome.REFUSED, reason)
             self._system("command-refused", f"{command.action.value}: {reason}", door=command.door)
             return
+        if command.action is m.Action.OPEN_FOR:
+            self._open_for(command)
+            return
         problem = self._execute(command)
         outcome = m.CommandOutcome.REFUSED if problem else m.CommandOutcome.DONE
         self._command_result(command, outcome, problem)
@@ -570,7 +597,47 @@ class Agent:
                 self._door_event(slug, d.SetMode(mode))
         return ""
 
-    def _command_result(self, command: m.Command, outcome: m.CommandOutcome, reason: str) -> None:
+    def _open_for(self, command: m.Command) -> None:
+        """The Open button on a person's phone page: judged like their card at the door, without the PIN,
+        and carried out (or not) like a card; the access event is the record."""
+        door, holder = command.door, command.holder
+        if door is None or holder is None or door not in self.doors:
+            problem = f"no door {door!r} at this agent"
+        elif self.view is None or door not in self.view.doors:
+            problem = f"door {door!r} is not in this agent's site configuration yet"
+        else:
+            verdict = self._phone_holder_verdict(self.view, door, holder)
+            self._finish(door, verdict, m.Method.PHONE_ONLINE)
+            if verdict.granted:
+                self._command_result(command, m.CommandOutcome.DONE, verdict.reason.value)
+            else:
+                self._command_result(
+                    command, m.CommandOutcome.REFUSED, verdict.reason.value, deny_reason=verdict.reason
+                )
+            return
+        self._command_result(command, m.CommandOutcome.REFUSED, problem)
+        self._system("command-refused", f"open_for by {command.issued_by}: {problem}", door=door)
+
+    def _phone_holder_verdict(self, view: SiteView, door: str, holder: str) -> Verdict:
+        now = self.clock.now()
+        return decide_phone_holder(
+            view,
+            door,
+            self.replica.credentials_of(holder),
+            self.replica.bookings_for(holder, now),
+            now,
+            clock_trusted=self._clock_trusted(now),
+            lockdown=self.doors[door].mode is d.DoorMode.LOCKED_DOWN,
+        )
+
+    def _command_result(
+        self,
+        command: m.Command,
+        outcome: m.CommandOutcome,
+        reason: str,
+        *,
+        deny_reason: m.Reason | None = None,
+    ) -> None:
         if self.link is None:
             return
         result = m.CommandResult(
@@ -579,6 +646,7 @@ class Agent:
             outcome=outcome,
             at=self.clock.now(),
             reason=reason[:200],
+            deny_reason=deny_reason,
         )
         self.link.publish_command_result(result)
 

@@ -19,25 +19,38 @@ policy decides: `staff_only` (default) lets staff and caretakers through any doo
 groups covers, schedules and bookings ignored (reason any_time); `deny_all` refuses every card; `normal`
 decides as usual with the time given. A phone token is never honoured on an unset clock: its validity window
 is all that limits it.
+
+Phone tokens bound to the holder's phone (a cnf key, see protocol/holder.py) come with a fresh signature of
+the phone. Such a token is a proof of who is at the door, not a pass: once the token's own checks pass (site,
+door or zone, revocation, lock-down, clock), the holder is judged by their own rules in the replica as by
+`decide_phone_holder`, so a blocked person, a person outside their schedule or a closed site is refused
+however fresh the code. Unbound tokens (visitors, printed codes) grant by themselves as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 
 from controller.schedule import ScheduleConfigError, SiteCalendar
 from protocol import messages as m
+from protocol.holder import verify_presentation
 from protocol.keys import PublicKeySet
-from protocol.token import DEFAULT_SKEW, TokenClaims, TokenError, TokenRefusal, deny_reason, verify_token
+from protocol.token import DEFAULT_SKEW, TokenClaims, TokenError, TokenRefusal, deny_reason
 
 BUILD_DATE = date(2026, 11, 23)
 DEFAULT_BOOKING_MARGIN = timedelta(minutes=15)
 CLOCK_EXEMPT_KINDS = frozenset({m.PersonKind.STAFF, m.PersonKind.CARETAKER})
 LIVE_BOOKING_STATUSES = frozenset({m.BookingStatus.CONFIRMED, m.BookingStatus.CHECKED_IN})
-_TIME_REFUSALS = frozenset({TokenRefusal.NOT_YET_VALID, TokenRefusal.EXPIRED, TokenRefusal.KEY_NOT_VALID})
+_TIME_REFUSALS = frozenset(
+    {TokenRefusal.NOT_YET_VALID, TokenRefusal.EXPIRED, TokenRefusal.KEY_NOT_VALID, TokenRefusal.PROOF_STALE}
+)
+
+HolderRecords = tuple[Sequence[m.Credential], Sequence[m.Booking]]
+HolderLookup = Callable[[str], HolderRecords]
+"""A person ref to the person's credentials and bookings in the replica (what `decide_phone_holder` needs)."""
 
 
 class ClockPolicy(StrEnum):
@@ -317,7 +330,7 @@ def decide_phone_holder(
     if not clock_trusted:
         return denied(m.Reason.CLOCK_UNSET, credential)
     return decide_card(
-        view, door, credential, bookings, now, pin_ok=None, lockdown=lockdown, booking_margin=booking_margin
+        view, door, credential, bookings, now, pin_ok=True, lockdown=lockdown, booking_margin=booking_margin
     )
 
 
@@ -335,15 +348,20 @@ def decide_token(
     clock_trusted: bool = True,
     lockdown: bool = False,
     skew: timedelta = DEFAULT_SKEW,
+    holder_records: HolderLookup | None = None,
+    booking_margin: timedelta = DEFAULT_BOOKING_MARGIN,
 ) -> Verdict:
-    """The verdict for a scanned phone token. `revoked` holds revoked token ids (hex, as central sends them).
+    """The verdict for a scanned phone token or holder presentation (``MA1:`` or ``MA2:`` text). `revoked`
+    holds revoked token ids (hex, as central sends them).
 
-    The verdict's credential_ref is the token id (hex), person_ref the holder, booking_ref its booking.
+    `holder_records` is asked only for a genuine, fresh, holder-bound token that passed its own checks;
+    without it such a token finds nobody (unknown_credential). The verdict's credential_ref is the token id
+    (hex), person_ref the holder, booking_ref the booking it was granted for, else the token's booking.
     """
     _require_aware(now)
     target = view.door(door)
     try:
-        claims = verify_token(text, keys, now, skew)
+        claims = verify_presentation(text, keys, now, skew=skew)
     except TokenError as exc:
         if not clock_trusted and exc.reason in _TIME_REFUSALS:
             return Verdict(m.Decision.DENY, m.Reason.CLOCK_UNSET)
@@ -351,6 +369,13 @@ def decide_token(
     reason = _token_refusal(view, target, claims, revoked, clock_trusted, lockdown)
     if reason is not None:
         return Verdict(m.Decision.DENY, reason, claims.token_id_hex, claims.holder, claims.booking)
+    if claims.holder_key is not None:
+        credentials, bookings = holder_records(claims.holder) if holder_records is not None else ((), ())
+        own = decide_phone_holder(
+            view, door, credentials, bookings, now, lockdown=lockdown, booking_margin=booking_margin
+        )
+        booking = own.booking_ref or claims.booking
+        return Verdict(own.decision, own.reason, claims.token_id_hex, claims.holder, booking)
     grant = m.Reason.SCHEDULE if claims.booking is None else m.Reason.BOOKING
     return Verdict(m.Decision.GRANT, grant, claims.token_id_hex, claims.holder, claims.booking)
 

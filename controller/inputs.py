@@ -79,4 +79,6 @@ class Feedback(StrEnum):
     DENIED = "denied"  # red
     PIN_NEEDED = "pin_needed"  # amber: type your PIN
     ALARM = "alarm"  # a pattern while the door is in alarm
+    ENROL_READY = "enrol_ready"  # amber blinking: code taken, tap the card to register now
+    ENROLLED = "enrolled"  # green blinking, two beeps: card taken for registration (the door stays locked)
     IDLE = "idle"  # back to the resting state

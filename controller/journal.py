@@ -48,9 +48,9 @@ CREATE TABLE event (
 );
 """
 
-AgentEvent = m.AccessEvent | m.AlarmEvent | m.SystemEvent
-E = TypeVar("E", m.AccessEvent, m.AlarmEvent, m.SystemEvent)
-_EVENT_TYPES: Final = (m.AccessEvent, m.AlarmEvent, m.SystemEvent)
+AgentEvent = m.JournaledEvent
+E = TypeVar("E", m.AccessEvent, m.AlarmEvent, m.SystemEvent, m.CardEnrolment)
+_EVENT_TYPES: Final = (m.AccessEvent, m.AlarmEvent, m.SystemEvent, m.CardEnrolment)
 
 
 class JournalError(Exception):
@@ -228,6 +228,23 @@ class Journal:
                 kind=kind,
                 door=door,
                 detail=detail,
+            )
+        )
+
+    def card_enrolment(
+        self, device_time: datetime, *, door: str, code: str, uid_hash: str
+    ) -> m.CardEnrolment:
+        """Record a card tapped after a one-time code was typed (central registers it if the code is good)."""
+        return self.record(
+            lambda s: m.CardEnrolment(
+                event_id=s.event_id,
+                site=s.site,
+                agent=s.agent,
+                seq=s.seq,
+                device_time=device_time,
+                door=door,
+                code=code,
+                uid_hash=uid_hash,
             )
         )
 

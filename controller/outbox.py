@@ -49,7 +49,7 @@ class Outbox:
         self.link.publish_event(payload)
         self._sent[event_id] = mono
 
-    def publish(self, event: m.AccessEvent | m.AlarmEvent | m.SystemEvent) -> None:
+    def publish(self, event: m.JournaledEvent) -> None:
         """A just-journaled event: out now if the link is up (the walk catches it otherwise)."""
         if self._online():
             self._send(event.event_id, codec.encode(event), self._clock.monotonic())

@@ -3,7 +3,8 @@
 It holds what a conversation at a reader needs between inputs (the card waiting for its PIN, wrong-PIN
 counts) and asks the decision engine; it drives no door and writes no event. The agent executes what it
 returns: an `Outcome` (open or not, journal it), a `PinPrompt` (show "type your PIN"), a `CardLocked`
-(raise the brute-force alarm).
+(raise the brute-force alarm), and for registering a card with the one-time code from the phone page an
+`EnrolmentArmed` (show "tap your card"), an `EnrolmentTap` (send the card to central) or an `EnrolmentEnded`.
 """
 
 from __future__ import annotations
@@ -11,16 +12,26 @@ from __future__ import annotations
 from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum, auto
 
 import structlog
 
 from controller.clock import Clock
-from controller.decide import ClockPolicy, SiteView, Verdict, decide_card, decide_token, denied
+from controller.decide import (
+    ClockPolicy,
+    HolderRecords,
+    SiteView,
+    Verdict,
+    decide_card,
+    decide_token,
+    denied,
+)
 from controller.inputs import CardPresented, CodeScanned, KeyPressed
 from controller.pin import PinEntry, PinGuard, PinHashError, PinOutcome, verify_pin
 from controller.replica import Replica
 from controller.uid import CardUidError, card_uid_hash
 from protocol import messages as m
+from protocol.holder import PRESENTATION_PREFIX
 from protocol.keys import PublicKeySet
 from protocol.token import PREFIX as TOKEN_PREFIX
 
@@ -48,7 +59,30 @@ class CardLocked:
     credential_ref: str
 
 
-Result = Outcome | PinPrompt | CardLocked
+@dataclass(frozen=True)
+class EnrolmentArmed:
+    """A one-time code was typed: the next card tapped at `door` (within the arming time) is registered."""
+
+    door: str
+
+
+@dataclass(frozen=True)
+class EnrolmentTap:
+    """The card tapped at an armed door: send it to central with the code; it opens nothing."""
+
+    door: str
+    code: str = field(repr=False)
+    uid_hash: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class EnrolmentEnded:
+    """The arming ran out or a key disarmed it: the reader goes back to rest."""
+
+    door: str
+
+
+Result = Outcome | PinPrompt | CardLocked | EnrolmentArmed | EnrolmentTap | EnrolmentEnded
 
 
 @dataclass
@@ -82,6 +116,7 @@ class Reception:
         self.pin_guard = PinGuard()
         self._entries = {door: PinEntry() for door in doors}
         self._waiting: dict[str, _Waiting] = {}
+        self._enrolments = {door: EnrolmentKeys() for door in self._entries}
 
     def awaiting_pin(self, door: str) -> bool:
         return door in self._waiting
@@ -93,10 +128,13 @@ class Reception:
         if door not in self._entries:
             log.warning("reception.unknown_reader", reader=door)
             return []
+        enrol_code = self._enrolments[door].take(self._clock.monotonic())
         try:
             uid_hash = card_uid_hash(tap.uid, self._uid_key)
         except CardUidError:
             return [Outcome(door, denied(m.Reason.UNKNOWN_CREDENTIAL), m.Method.CARD)]
+        if enrol_code is not None:  # armed by a one-time code: register this card, open nothing
+            return [EnrolmentTap(door, enrol_code, uid_hash)]
         credential = self._replica.card(uid_hash)
         bookings = self._replica.bookings_for(credential.person, self._clock.now()) if credential else []
         verdict = self._decide_card(door, credential, bookings, pin_ok=None)
@@ -111,7 +149,7 @@ class Reception:
         door = press.reader
         waiting = self._waiting.get(door)
         if waiting is None:
-            return []
+            return self._enrolment_key(door, press.key)
         step = self._entries[door].key(press.key, self._clock.monotonic())
         if step.outcome is PinOutcome.TIMED_OUT:
             return self._timed_out(door)
@@ -124,7 +162,18 @@ class Reception:
         """PIN entries nobody finished in time."""
         mono = self._clock.monotonic()
         late = [door for door in self._waiting if self._entries[door].expired(mono)]
-        return [result for door in late for result in self._timed_out(door)]
+        results = [result for door in late for result in self._timed_out(door)]
+        return results + [EnrolmentEnded(d) for d, keys in self._enrolments.items() if keys.expired(mono)]
+
+    def _enrolment_key(self, door: str, key: str) -> list[Result]:
+        """A key while no PIN is awaited: maybe part of '*' + one-time code + '#'."""
+        keys = self._enrolments.get(door)
+        if keys is None:
+            return []
+        step = keys.key(key, self._clock.monotonic())
+        if step is EnrolStep.ARMED:
+            return [EnrolmentArmed(door)]
+        return [EnrolmentEnded(door)] if step is EnrolStep.DISARMED else []
 
     def _timed_out(self, door: str) -> list[Result]:
         waiting = self._waiting.pop(door, None)
@@ -178,7 +227,7 @@ class Reception:
         return [Outcome(door, self._decide_token(door, scan.text), m.Method.PHONE_QR)]
 
     def _decide_token(self, door: str, text: str) -> Verdict:
-        if self.view is None or not text.upper().startswith(TOKEN_PREFIX):
+        if self.view is None or not text.upper().startswith((TOKEN_PREFIX, PRESENTATION_PREFIX)):
             return denied(m.Reason.TOKEN_INVALID)
         if self.keys is None:
             return denied(m.Reason.TOKEN_UNKNOWN_KEY)
@@ -192,7 +241,12 @@ class Reception:
             now,
             clock_trusted=self._clock_trusted(now),
             lockdown=self._locked_down(door),
+            holder_records=lambda person: self._holder_records(person, now),
         )
+
+    def _holder_records(self, person: str, now: datetime) -> HolderRecords:
+        """What a phone-bound token's holder is judged by: their credentials and bookings in the replica."""
+        return self._replica.credentials_of(person), self._replica.bookings_for(person, now)
 
 
 class _Revoked(Container[str]):
@@ -203,3 +257,60 @@ class _Revoked(Container[str]):
 
     def __contains__(self, token_id: object) -> bool:
         return isinstance(token_id, str) and self._replica.is_revoked(token_id)
+
+
+# --- card registration with a one-time code -----------------------------------------------------------------
+
+ENROL_CODE_DIGITS = 8
+ENROL_ARMED_S = 30.0
+
+
+class EnrolStep(Enum):
+    NOTHING = auto()
+    ARMED = auto()
+    DISARMED = auto()
+
+
+class EnrolmentKeys:
+    """One reader's keys while no PIN is awaited: '*', the 8-digit code from the phone, '#' arms card
+    registration for `armed_s`. Any other sequence, taking longer than `armed_s` to type it, a key pressed
+    while armed, or the time running out simply disarms. Pure: keys and monotonic time in."""
+
+    def __init__(self, armed_s: float = ENROL_ARMED_S) -> None:
+        self.armed_s = armed_s
+        self._typed: str | None = None  # digits since '*', None when no sequence is being typed
+        self._started = 0.0
+        self._code: str | None = None
+        self._until = 0.0
+
+    def key(self, key: str, mono: float) -> EnrolStep:
+        was_armed = self._code is not None
+        self._code = None
+        step = self._step(key, mono)
+        return EnrolStep.DISARMED if was_armed and step is EnrolStep.NOTHING else step
+
+    def _step(self, key: str, mono: float) -> EnrolStep:
+        if key == "*":
+            self._typed, self._started = "", mono
+            return EnrolStep.NOTHING
+        typed, self._typed = self._typed, None
+        if typed is None or mono - self._started > self.armed_s:
+            return EnrolStep.NOTHING
+        if key.isdigit() and len(key) == 1 and len(typed) < ENROL_CODE_DIGITS:
+            self._typed = typed + key
+        elif key == "#" and len(typed) == ENROL_CODE_DIGITS:
+            self._code, self._until = typed, mono + self.armed_s
+            return EnrolStep.ARMED
+        return EnrolStep.NOTHING
+
+    def take(self, mono: float) -> str | None:
+        """The armed code for the card just tapped (once), or None; a tap also ends a half-typed code."""
+        code, self._code, self._typed = self._code, None, None
+        return code if code is not None and mono <= self._until else None
+
+    def expired(self, mono: float) -> bool:
+        """True once when the arming has run out (it is then disarmed)."""
+        if self._code is not None and mono > self._until:
+            self._code = None
+            return True
+        return False

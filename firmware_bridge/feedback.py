@@ -5,6 +5,8 @@
 - PIN needed: amber while the PIN is expected (25.5 s at most: libosdp's Python binding carries the LED timer
   in one byte of 100 ms units; the agent's own PIN timeout decides, the amber only fades);
 - alarm: red flashing (0.5 s on, 0.5 s off) until the door is back to idle;
+- enrol ready: amber blinking while a card to register is expected (after the one-time code was typed);
+- enrolled: green blinking for 3 s and two beeps (card taken for registration; the door does not open);
 - idle: any temporary colour cancelled, the LED off.
 
 Green, red and amber are "temporary" states (OSDP): the reader shows them for their time, then falls back
@@ -25,6 +27,7 @@ OFF, RED, GREEN, AMBER = 0, 1, 2, 3
 SHOW_S = 3.0
 PIN_SHOW_S = 25.5
 FLASH_S = 0.5
+BLINK_S = 0.2
 BEEP_S = 0.1
 
 OsdpCommand = dict[str, Any]
@@ -78,4 +81,8 @@ def feedback_commands(feedback: Feedback) -> list[OsdpCommand]:
         return [led(AMBER, seconds=PIN_SHOW_S)]
     if feedback is Feedback.ALARM:
         return [led(RED, flash_s=FLASH_S)]
+    if feedback is Feedback.ENROL_READY:
+        return [led(AMBER, seconds=PIN_SHOW_S, flash_s=BLINK_S)]
+    if feedback is Feedback.ENROLLED:
+        return [led(GREEN, seconds=SHOW_S, flash_s=BLINK_S), beep(2)]
     return [led(OFF, cancel=True), led(OFF)]

@@ -58,7 +58,7 @@ FINE_STEP_S = 0.5
 COARSE_STEP_S = 10.0
 FINE_SPAN_S = 60.0  # after every step, the first minute is lived in fine steps
 
-SiteEvent = m.AccessEvent | m.AlarmEvent | m.SystemEvent
+SiteEvent = m.JournaledEvent
 
 
 @dataclass(frozen=True)

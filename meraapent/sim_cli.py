@@ -342,6 +342,13 @@ class SiteConsole(cmd.Cmd):
             raise CommandError("a PIN is digits, e.g. `pin hovedinngang 1234`")
         self.sim.keys(self._door(door), pin + "#")
 
+    def do_keys(self, arg: str) -> None:
+        """keys DOOR *12345678#  press keys on the keypad (* a card code # then a tap registers the card)"""
+        door, keys = self._args(arg, 2, "keys DOOR *12345678#")
+        if not all(key.isdigit() or key in "*#" for key in keys):
+            raise CommandError("a keypad has the digits, * and #, e.g. `keys hovedinngang *12345678#`")
+        self.sim.keys(self._door(door), keys)
+
     def do_scan(self, arg: str) -> None:
         """scan DOOR TEXT        show a QR code's text to the door's scanner"""
         door, text = self._args(arg, 2, "scan DOOR TEXT", rest=True)
@@ -573,8 +580,8 @@ class SiteConsole(cmd.Cmd):
 
 
 COMMANDS = (
-    "tap", "pin", "scan", "qr", "push", "force", "hold", "letgo", "exit", "beam", "fire", "network", "wait",
-    "status", "people", "central", "help", "quit",
+    "tap", "pin", "keys", "scan", "qr", "push", "force", "hold", "letgo", "exit", "beam", "fire", "network",
+    "wait", "status", "people", "central", "help", "quit",
 )  # fmt: skip
 
 
@@ -602,7 +609,7 @@ def demo_phones() -> dict[str, str]:
     return {person.ref.split("-")[0]: person.ref for person in PEOPLE if person.phone_credential}
 
 
-def describe_event(event: m.AccessEvent | m.AlarmEvent | m.SystemEvent, timezone: str) -> str:
+def describe_event(event: m.JournaledEvent, timezone: str) -> str:
     """One line a person reads: when, what, where, why."""
     from protocol import messages as m
 
@@ -615,6 +622,8 @@ def describe_event(event: m.AccessEvent | m.AlarmEvent | m.SystemEvent, timezone
         where = f" at {event.door}" if event.door else ""
         state = "[bold red]ALARM[/]" if event.raised else "[yellow]alarm cleared[/]"
         return f"{when} {state} {event.kind.value}{where}" + (f": {event.detail}" if event.detail else "")
+    if isinstance(event, m.CardEnrolment):
+        return f"{when} card tapped for registration at {event.door} (sent to central)"
     where = f" at {event.door}" if event.door else ""
     return f"{when} {event.kind}{where}" + (f": {event.detail}" if event.detail else "")
 

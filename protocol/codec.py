@@ -30,7 +30,7 @@ CHANNEL_MESSAGES: dict[Channel, tuple[type[m.Message], ...]] = {
     Channel.REPLICA_REQUEST: (m.ReplicaRequest,),
     Channel.COMMAND: (m.Command,),
     Channel.COMMAND_RESULT: (m.CommandResult,),
-    Channel.EVENT: (m.AccessEvent, m.AlarmEvent, m.SystemEvent),
+    Channel.EVENT: (m.AccessEvent, m.AlarmEvent, m.SystemEvent, m.CardEnrolment),
     Channel.ACK: (m.Ack,),
     Channel.DOOR_STATE: (m.DoorState,),
     Channel.STATUS: (m.AgentStatus,),

@@ -87,6 +87,9 @@ class Reason(StrEnum):
     TOKEN_WRONG_DOOR = "token_wrong_door"
     TOKEN_REVOKED = "token_revoked"
     TOKEN_UNKNOWN_KEY = "token_unknown_key"
+    PHONE_PROOF_MISSING = "phone_proof_missing"  # a phone-bound QR shown without the phone's signature
+    PHONE_PROOF_STALE = "phone_proof_stale"  # the phone's signature is for another time (a screenshot)
+    PHONE_PROOF_INVALID = "phone_proof_invalid"  # signed by another key or for another token
     CLOCK_UNSET = "clock_unset"
     LOCKDOWN = "lockdown"
 
@@ -348,10 +351,15 @@ class Action(StrEnum):
     RELEASE = "release"
     NORMAL = "normal"
     RESYNC = "resync"
+    OPEN_FOR = "open_for"  # a person asked from their phone: the agent decides by its own rules
 
 
 class Command(Message, tag="command", frozen=True):
-    """A caretaker's command; the nonce and expiry let the agent refuse a replayed or stale one."""
+    """A caretaker's command; the nonce and expiry let the agent refuse a replayed or stale one.
+
+    ``open_for`` (the Open button on a resident's phone page) names the ``door`` and the ``holder`` (a person
+    ref as in the replica); the agent opens only if that person may open that door now by its own rules.
+    """
 
     command_id: uuid.UUID
     site: Slug
@@ -363,9 +371,12 @@ class Command(Message, tag="command", frozen=True):
     reason: ShortText
     door: Slug | None = None
     duration_seconds: Annotated[int, Meta(ge=1, le=24 * 3600)] | None = None
+    holder: Ref | None = None
 
     def __post_init__(self) -> None:
         _ordered(self.issued_at, self.expires_at, "issued_at", "expires_at")
+        if self.action is Action.OPEN_FOR and (self.door is None or self.holder is None):
+            raise ValueError("open_for needs the door and the holder")
 
 
 class CommandOutcome(StrEnum):
@@ -379,6 +390,7 @@ class CommandResult(Message, tag="command_result", frozen=True):
     outcome: CommandOutcome
     at: UtcTime
     reason: ShortText = ""
+    deny_reason: Reason | None = None  # why an open_for was refused by the door's rules
 
 
 # --- agent → central: journaled events ---------------------------------------------------------------------
@@ -448,6 +460,28 @@ class SystemEvent(Message, tag="system_event", frozen=True):
 
 
 AgentEvent = AccessEvent | AlarmEvent | SystemEvent
+
+EnrolmentCode = Annotated[str, Meta(pattern=r"^[0-9]{8}$")]
+
+
+class CardEnrolment(Message, tag="card_enrolment", frozen=True):
+    """A card tapped at ``door`` right after its holder typed the one-time code their phone shows.
+
+    Journaled and acknowledged like an access event; central registers the card for the code's person if
+    the code is good. The code is a short-lived secret: never log this message.
+    """
+
+    event_id: uuid.UUID
+    site: Slug
+    agent: Ref
+    seq: Seq
+    device_time: UtcTime
+    door: Slug
+    code: EnrolmentCode
+    uid_hash: HexDigest
+
+
+JournaledEvent = AgentEvent | CardEnrolment  # what goes through the agent's journal and outbox
 
 
 class Ack(Message, tag="ack", frozen=True):

@@ -12,13 +12,21 @@ Wire format
 - COSE: ``18([protected, {}, payload, signature])`` with protected ``{1: -8 (EdDSA), 4: kid}``; the kid (2
   bytes, see protocol/keys.py) is protected so a token cannot be re-pointed at another key. No external AAD.
 - Claims (payload, a CBOR map): registered keys 1 iss, 2 sub (holder), 4 exp, 5 nbf, 7 cti (8 random bytes,
-  the id revocations name); 6 iat is accepted and ignored because generic CWT libraries add it. Our own
-  claims use the single-byte keys -1 site, -2 doors, -3 zones and -4 booking; doors and zones are a text
-  when there is one, else an array of text. RFC 8392 leaves keys below -65536 for private use, but those
-  cost 5 bytes each instead of 1 (12-16 bytes a token, a bigger QR code); -1..-4 are unassigned in the
-  IANA CWT Claims registry, only our own agents read these claims, and the ``MA1`` prefix versions the
-  choice. Any other claim key is refused: a claim the agent does not understand might be a restriction,
-  and ignoring it would grant too much.
+  the id revocations name), 8 cnf (optional, see below); 6 iat is accepted and ignored because generic CWT
+  libraries add it. Our own claims use the single-byte keys -1 site, -2 doors, -3 zones and -4 booking;
+  doors and zones are a text when there is one, else an array of text. RFC 8392 leaves keys below -65536
+  for private use, but those cost 5 bytes each instead of 1 (12-16 bytes a token, a bigger QR code); -1..-4
+  are unassigned in the IANA CWT Claims registry, only our own agents read these claims, and the ``MA1``
+  prefix versions the choice. Any other claim key is refused: a claim the agent does not understand might
+  be a restriction, and ignoring it would grant too much.
+
+Holder binding (optional): a token for a resident's own phone carries the phone's ECDSA P-256 public key as
+the confirmation claim of RFC 8747, ``8: {1: COSE_Key}`` with COSE_Key ``{1: 2 (EC2), -1: 1 (P-256), -2: x
+(32 bytes), -3: sign of y (bool)}``, the compressed point of RFC 9053 §7.1.1 (y is also read as 32 bytes).
+`TokenClaims.holder_key` holds it as a 33-byte compressed SEC1 point. Such a token opens nothing by itself:
+the phone must prove it holds the key, see protocol/holder.py, whose `verify_presentation` is what an agent
+calls. Tokens without cnf (visitors, printed tokens) work as before. The key costs 45 bytes; a bound token
+with booking has 191, and the presentation 265 bytes, 402 characters: QR version 12 at level M.
 
 A typical token (issuer ``asker``, holder ``p1234``, site ``heggedal``, door ``hovedinngang``) has 140 bytes,
 146 with booking ``b567``; 64 of them are the signature. With the prefix that is 214 and 223 characters, QR
@@ -38,14 +46,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 import base45
 import cbor2
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from protocol.keys import PublicKeySet, key_id, kid_to_bytes
+from protocol.keys import PublicKeySet, b64url_encode, key_id, kid_to_bytes
 from protocol.messages import Reason
 from protocol.topics import SLUG_PATTERN
 
@@ -60,8 +71,12 @@ CWT_TAG = 61
 HEADER_ALG, HEADER_CRIT, HEADER_KID = 1, 2, 4
 ALG_EDDSA = -8
 
-ISS, SUB, EXP, NBF, IAT, CTI = 1, 2, 4, 5, 6, 7
+ISS, SUB, EXP, NBF, IAT, CTI, CNF = 1, 2, 4, 5, 6, 7, 8
 SITE, DOORS, ZONES, BOOKING = -1, -2, -3, -4
+CNF_COSE_KEY = 1  # RFC 8747 §3.2
+KTY, KTY_EC2, CRV, CRV_P256, EC_X, EC_Y = 1, 2, -1, 1, -2, -3  # RFC 9053 §7.1
+_COSE_KEY_PARAMS = frozenset((KTY, CRV, EC_X, EC_Y))
+P256_COMPRESSED_BYTES = 33
 CLAIM_NAMES = {
     ISS: "iss",
     SUB: "sub",
@@ -69,6 +84,7 @@ CLAIM_NAMES = {
     NBF: "nbf",
     IAT: "iat",
     CTI: "cti",
+    CNF: "cnf",
     SITE: "site",
     DOORS: "doors",
     ZONES: "zones",
@@ -98,6 +114,10 @@ class TokenRefusal(StrEnum):
     BAD_CLAIM = "bad_claim"
     NOT_YET_VALID = "not_yet_valid"
     EXPIRED = "expired"
+    # a holder-bound token (cnf) and the phone's proof of possession, see protocol/holder.py
+    PROOF_MISSING = "proof_missing"
+    PROOF_STALE = "proof_stale"
+    BAD_PROOF = "bad_proof"
 
 
 _DENY_REASONS = {
@@ -105,11 +125,15 @@ _DENY_REASONS = {
     TokenRefusal.NOT_YET_VALID: Reason.TOKEN_NOT_YET_VALID,
     TokenRefusal.UNKNOWN_KID: Reason.TOKEN_UNKNOWN_KEY,
     TokenRefusal.KEY_NOT_VALID: Reason.TOKEN_UNKNOWN_KEY,
+    TokenRefusal.PROOF_MISSING: Reason.PHONE_PROOF_MISSING,
+    TokenRefusal.PROOF_STALE: Reason.PHONE_PROOF_STALE,
+    TokenRefusal.BAD_PROOF: Reason.PHONE_PROOF_INVALID,
 }
 
 
 def deny_reason(refusal: TokenRefusal) -> Reason:
-    """The access-event reason for a refused token (everything not time- or key-related is token_invalid)."""
+    """The access-event reason for a refused token: time, key and phone-proof refusals have their own,
+    everything else is token_invalid."""
     return _DENY_REASONS.get(refusal, Reason.TOKEN_INVALID)
 
 
@@ -131,7 +155,9 @@ class TokenClaims:
     """What a token grants: who, where (site + doors and/or zones), when, and under which id.
 
     Times are whole UTC seconds on the wire; a finer `not_before` is rounded up and `expires` down, so a
-    token is never valid outside the window asked for. Invalid values raise ValueError.
+    token is never valid outside the window asked for. `holder_key` binds the token to a phone: its P-256
+    public key, given compressed (33 bytes) or uncompressed (65), kept compressed. Invalid values raise
+    ValueError.
     """
 
     issuer: str
@@ -143,6 +169,7 @@ class TokenClaims:
     zones: tuple[str, ...] = ()
     booking: str | None = None
     token_id: bytes = field(default_factory=new_token_id)
+    holder_key: bytes | None = None
 
     def __post_init__(self) -> None:
         _check_text("issuer", self.issuer, _SLUG)
@@ -167,6 +194,8 @@ class TokenClaims:
         object.__setattr__(self, "expires", _whole_second(self.expires, "expires", up=False))
         if self.not_before >= self.expires:
             raise ValueError("not_before must be before expires")
+        if self.holder_key is not None:
+            object.__setattr__(self, "holder_key", compressed_p256(self.holder_key))
 
     @property
     def token_id_hex(self) -> str:
@@ -190,7 +219,29 @@ class TokenClaims:
             "not_before": _rfc3339(self.not_before),
             "expires": _rfc3339(self.expires),
             "token_id": self.token_id_hex,
+            "holder_key": None if self.holder_key is None else b64url_encode(self.holder_key),
         }
+
+
+def compressed_p256(point: object) -> bytes:
+    """A P-256 public key as its 33-byte compressed SEC1 point; ValueError unless it is a point of the curve
+    (33 bytes compressed or 65 uncompressed, as WebCrypto's ``exportKey("raw")`` gives it)."""
+    if not isinstance(point, bytes) or len(point) not in (P256_COMPRESSED_BYTES, 65):
+        raise ValueError("holder_key must be a P-256 point of 33 (compressed) or 65 (uncompressed) bytes")
+    key = p256_public_key(point)
+    if len(point) == P256_COMPRESSED_BYTES:
+        return point
+    return key.public_bytes(Encoding.X962, PublicFormat.CompressedPoint)
+
+
+@lru_cache(maxsize=256)
+def p256_public_key(point: bytes) -> ec.EllipticCurvePublicKey:
+    """The key object of a SEC1 point; ValueError if it is not on P-256. Cached: decompressing a point costs
+    half an ECDSA verification, and the agent sees the same phones again and again."""
+    try:
+        return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+    except ValueError:
+        raise ValueError("holder_key is not a point on the P-256 curve") from None
 
 
 def _check_text(name: str, value: object, pattern: re.Pattern[str]) -> None:
@@ -237,6 +288,9 @@ def _claims_map(claims: TokenClaims) -> dict[int, Any]:
             payload[key] = list(values)
     if claims.booking is not None:
         payload[BOOKING] = claims.booking
+    if claims.holder_key is not None:
+        x, odd = claims.holder_key[1:], claims.holder_key[0] == 3
+        payload[CNF] = {CNF_COSE_KEY: {KTY: KTY_EC2, CRV: CRV_P256, EC_X: x, EC_Y: odd}}
     return payload
 
 
@@ -294,12 +348,25 @@ def verify_token(
 ) -> TokenClaims:
     """The claims of a genuine token valid at `now` (± `skew`); TokenError for anything else.
 
+    This checks the token alone: a holder-bound one (``holder_key`` set) is returned like any other, so an
+    agent deciding at a door calls `protocol.holder.verify_presentation`, which also wants the phone's proof.
+    """
+    return verify_token_bytes(_unwrap_text(text), keys, now, skew)
+
+
+def verify_token_bytes(
+    raw: bytes,
+    keys: PublicKeySet | Mapping[str, Ed25519PublicKey],
+    now: datetime,
+    skew: timedelta = DEFAULT_SKEW,
+) -> TokenClaims:
+    """`verify_token` for the COSE bytes of a token (as a holder's presentation carries them).
+
     Order matters: structure, then alg and kid from the protected header, then the signature, and only then
     the claims, so nothing but the small protected header is parsed before the signature is checked.
     """
     if now.utcoffset() is None:
         raise ValueError("now must be a timezone-aware datetime")
-    raw = _unwrap_text(text)
     protected_raw, payload, signature = _sign1_parts(raw)
     kid = _protected_kid(protected_raw)
     public_key = _lookup_key(keys, kid, now, skew)
@@ -311,7 +378,7 @@ def verify_token(
         public_key.verify(signature, _sig_structure(protected_raw, payload))
     except InvalidSignature:
         raise TokenError(TokenRefusal.BAD_SIGNATURE, f"the signature does not match key {kid}") from None
-    claims = _claims_from_map(_loads(payload, "the claims"))
+    claims = _claims_from_map(decode_cbor(payload, "the claims"))
     if now < claims.not_before - skew:
         raise TokenError(TokenRefusal.NOT_YET_VALID, f"the token is valid from {_rfc3339(claims.not_before)}")
     if now >= claims.expires + skew:
@@ -319,22 +386,30 @@ def verify_token(
     return claims
 
 
-def _unwrap_text(text: object) -> bytes:
+def scanned_text(text: object, limit: int = MAX_TOKEN_CHARS) -> str:
+    """The text as the verifier reads it: without the scanner's leading blanks and trailing CR/LF, in upper
+    case; TokenError if it is not text or longer than `limit`."""
     if not isinstance(text, str):
         raise TokenError(TokenRefusal.MALFORMED, f"a token is text, got {type(text).__name__}")
-    if len(text) > MAX_TOKEN_CHARS:
-        raise TokenError(
-            TokenRefusal.TOO_LARGE, f"{len(text)} characters, a token has {MAX_TOKEN_CHARS} at most"
-        )
-    text = text.lstrip().rstrip("\r\n").upper()
-    if not text.startswith(PREFIX):
+    if len(text) > limit:
+        raise TokenError(TokenRefusal.TOO_LARGE, f"{len(text)} characters, a token has {limit} at most")
+    return text.lstrip().rstrip("\r\n").upper()
+
+
+def unwrap_base45(text: str, prefix: str, what: str = "a token") -> bytes:
+    """The bytes behind `prefix` in a scanned text; TokenError (bad_prefix or malformed) if there are none."""
+    if not text.startswith(prefix):
         found = _OTHER_PREFIX.match(text)
         detail = f"format {found.group(0)} is not supported" if found else "this is not a meråpent token"
-        raise TokenError(TokenRefusal.BAD_PREFIX, f"a token starts with {PREFIX}; {detail}")
+        raise TokenError(TokenRefusal.BAD_PREFIX, f"{what} starts with {prefix}; {detail}")
     try:
-        return b45decode(text[len(PREFIX) :])
+        return b45decode(text[len(prefix) :])
     except ValueError:
         raise TokenError(TokenRefusal.MALFORMED, "the text after the prefix is not base45") from None
+
+
+def _unwrap_text(text: object) -> bytes:
+    return unwrap_base45(scanned_text(text), PREFIX)
 
 
 _B45_ALPHABET = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
@@ -374,7 +449,7 @@ def b45decode(text: str) -> bytes:
     return bytes(out)
 
 
-def _loads(data: bytes, what: str) -> Any:
+def decode_cbor(data: bytes, what: str) -> Any:
     """Decode exactly one CBOR item; any exception cbor2 raises on hostile bytes means malformed."""
     stream = io.BytesIO(data)
     try:
@@ -387,7 +462,7 @@ def _loads(data: bytes, what: str) -> Any:
 
 
 def _sign1_parts(raw: bytes) -> tuple[bytes, bytes, bytes]:
-    message = _loads(raw, "the token")
+    message = decode_cbor(raw, "the token")
     if isinstance(message, cbor2.CBORTag) and message.tag == CWT_TAG:
         message = message.value
     if not isinstance(message, cbor2.CBORTag) or message.tag != COSE_SIGN1_TAG:
@@ -409,7 +484,7 @@ def _sign1_parts(raw: bytes) -> tuple[bytes, bytes, bytes]:
 
 
 def _protected_kid(protected_raw: bytes) -> str:
-    header = _loads(protected_raw, "the protected header") if protected_raw else {}
+    header = decode_cbor(protected_raw, "the protected header") if protected_raw else {}
     if not isinstance(header, dict):
         raise TokenError(TokenRefusal.MALFORMED, "the protected header is not a map")
     if HEADER_CRIT in header:
@@ -463,9 +538,34 @@ def _claims_from_map(payload: Any) -> TokenClaims:
             zones=_texts(payload, ZONES),
             booking=_text(payload, BOOKING) if BOOKING in payload else None,
             token_id=_bytes(payload, CTI),
+            holder_key=_holder_point(payload[CNF]) if CNF in payload else None,
         )
     except ValueError as exc:
         raise TokenError(TokenRefusal.BAD_CLAIM, str(exc)) from None
+
+
+def _holder_point(cnf: object) -> bytes:
+    """The SEC1 point in a cnf claim holding a P-256 COSE_Key; TokenClaims checks that it is on the curve."""
+    expected = "{1: COSE_Key} with an EC2 P-256 key (kty 2, crv 1, x, y)"
+    if not isinstance(cnf, dict) or len(cnf) != 1 or not _is_int(next(iter(cnf)), CNF_COSE_KEY):
+        raise _bad(CNF, expected)
+    key = cnf[CNF_COSE_KEY]
+    if not isinstance(key, dict) or len(key) != len(_COSE_KEY_PARAMS) or not _COSE_KEY_PARAMS.issuperset(key):
+        raise _bad(CNF, expected)
+    if not (_is_int(key[KTY], KTY_EC2) and _is_int(key[CRV], CRV_P256)):
+        raise _bad(CNF, expected)
+    x, y = key[EC_X], key[EC_Y]
+    if not isinstance(x, bytes) or len(x) != 32:
+        raise _bad(CNF, expected)
+    if isinstance(y, bool):
+        return (b"\x03" if y else b"\x02") + x
+    if isinstance(y, bytes) and len(y) == 32:
+        return b"\x04" + x + y
+    raise _bad(CNF, expected)
+
+
+def _is_int(value: object, expected: int) -> bool:
+    return type(value) is int and value == expected
 
 
 def _bad(key: int, expected: str) -> TokenError:

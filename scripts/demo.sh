@@ -5,7 +5,9 @@
 # With stdin not a terminal the simulator reads its commands from it: `make demo < commands.txt`.
 #
 #   MERAAPENT_MQTT_PORT        broker port (default 1883); central is told the same port
-#   MERAAPENT_DEMO_HTTP_PORT   API port (default 8000)
+#   MERAAPENT_DEMO_HTTP_PORT   API and phone page port (default 8000)
+#   MERAAPENT_DEMO_OIDC_PORT   the local OpenID Connect provider residents sign in with (default 4100), a
+#                              stand-in for ID-porten (tests/js/oidc_provider.mjs, the npm oidc-provider)
 #   MERAAPENT_DEMO_AT          the simulated site's time: open (default: now if Heggedal is open now, else
 #                              its next evening at 19:00), now, or a site time such as 2030-06-03T19:00
 set -euo pipefail
@@ -14,6 +16,7 @@ ROOT=$PWD
 
 MQTT_PORT=${MERAAPENT_MQTT_PORT:-1883}
 HTTP_PORT=${MERAAPENT_DEMO_HTTP_PORT:-8000}
+OIDC_PORT=${MERAAPENT_DEMO_OIDC_PORT:-4100}
 DEMO_AT=${MERAAPENT_DEMO_AT:-open}
 SITE=heggedal
 DATA_DIR=$ROOT/var/demo
@@ -23,6 +26,7 @@ MERAAPENT=$ROOT/.venv/bin/meraapent
 # The demo must never touch a real installation configured in this shell's environment.
 unset MERAAPENT_DB_URL MERAAPENT_MQTT_USERNAME MERAAPENT_MQTT_PASSWORD PCSCLITE_CSOCK_NAME
 export MERAAPENT_DATA_DIR=$DATA_DIR MERAAPENT_MQTT_HOST=127.0.0.1 MERAAPENT_MQTT_PORT=$MQTT_PORT
+export MERAAPENT_PUBLIC_URL=http://127.0.0.1:$HTTP_PORT
 
 die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 
@@ -51,9 +55,39 @@ stop_pid() {  # pid, name
 
 BROKER_PID=
 CENTRAL_PID=
+OIDC_PID=
 stop_all() {
     stop_pid "$CENTRAL_PID" central
+    stop_pid "$OIDC_PID" "OpenID Connect provider"
     stop_pid "$BROKER_PID" mosquitto
+}
+
+# Residents sign in on the phone page with OpenID Connect; here a local provider stands in for ID-porten.
+# Without Node.js (or its packages) the demo runs without it and the phone page says sign-in is not set up.
+start_oidc() {
+    local script=tests/js/oidc_provider.mjs
+    if ! command -v node >/dev/null || [[ ! -d tests/js/node_modules/oidc-provider ]]; then
+        echo "demo: no Node.js or tests/js/node_modules: the phone page runs without sign-in (bash scripts/bootstrap.sh)"
+        return 0
+    fi
+    local secret
+    secret=$("$ROOT/.venv/bin/python" -c 'import secrets; print(secrets.token_urlsafe(24))')
+    node "$script" --port "$OIDC_PORT" --client-id meraapent --client-secret "$secret" \
+        --redirect-uri "$MERAAPENT_PUBLIC_URL/min-nokkel/innlogget" </dev/null >"$DATA_DIR/oidc.log" 2>&1 &
+    OIDC_PID=$!
+    local tries
+    for tries in $(seq 100); do
+        if listening "$OIDC_PORT"; then
+            export MERAAPENT_OIDC_ISSUER=http://127.0.0.1:$OIDC_PORT MERAAPENT_OIDC_CLIENT_ID=meraapent
+            export MERAAPENT_OIDC_CLIENT_SECRET=$secret
+            echo "demo: OpenID Connect provider on http://127.0.0.1:$OIDC_PORT (log: var/demo/oidc.log)"
+            return 0
+        fi
+        kill -0 "$OIDC_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    tail -n 5 "$DATA_DIR/oidc.log" >&2 || true
+    die "the OpenID Connect provider did not start on 127.0.0.1:$OIDC_PORT (log above)"
 }
 
 start_broker() {
@@ -98,6 +132,7 @@ can_simulate() {
 
 check_port "MQTT broker" "$MQTT_PORT" MERAAPENT_MQTT_PORT "a system broker stops with: systemctl stop mosquitto"
 check_port "API server" "$HTTP_PORT" MERAAPENT_DEMO_HTTP_PORT
+check_port "OpenID Connect provider" "$OIDC_PORT" MERAAPENT_DEMO_OIDC_PORT
 [[ -x $MERAAPENT ]] || die "$MERAAPENT is missing; run: bash scripts/bootstrap.sh"
 
 trap stop_all EXIT
@@ -109,6 +144,8 @@ echo "demo: mosquitto listening on 127.0.0.1:$MQTT_PORT (log: var/demo/mosquitto
 "$MERAAPENT" central migrate
 has_signing_key || "$MERAAPENT" keys generate
 "$MERAAPENT" central seed
+mkdir -p "$DATA_DIR"
+start_oidc
 start_central
 echo "demo: central listening on http://127.0.0.1:$HTTP_PORT (log: var/demo/central.log)"
 
@@ -117,6 +154,8 @@ cat <<EOF
   Meråpent demo (data in var/demo/)
 
   API docs        http://127.0.0.1:$HTTP_PORT/docs
+  Phone page      http://127.0.0.1:$HTTP_PORT/min-nokkel/  ("Min nøkkel": sign up as voksen, any password;
+                  ungdom is 16 and needs a guardian's consent, barn is 13 and is turned away)
   Admin token     var/demo/admin-token  ("Authorize" in the API docs, or
                   curl -H "Authorization: Bearer \$(cat var/demo/admin-token)" http://127.0.0.1:$HTTP_PORT/...)
   Watch MQTT      mosquitto_sub -h 127.0.0.1 -p $MQTT_PORT -v -t 'meraapent/v1/#'
@@ -142,6 +181,8 @@ cat <<EOF
       tap hovedinngang kari      Kari Nordmann's library card on the main entrance's reader
       pin hovedinngang 1234      her PIN (every demo PIN is 1234)
       push hovedinngang          the door opens while the lock is released
+      keys hovedinngang *CODE#   then  tap hovedinngang 04C0FFEE42: registers a new library card with
+                                 the one-time code the phone page shows after you sign up
       status                     doors, relays and the latest events;  central: what central stored
       help                       every command (exit buttons, forcing a door, the fire alarm, ...);  quit
 

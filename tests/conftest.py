@@ -3,6 +3,8 @@
 - `db_url`: every test that takes it runs twice, on SQLite and on PostgreSQL, each time with a fresh empty
   database, because production runs both and they differ (types, time zones, locking).
 - `postgres_url`: the session's throwaway cluster (its `postgres` database); prefer `db_url`.
+- `engine`, `session`, `sessions`: that database migrated to the head revision, as an engine, an open
+  session, or a session factory.
 - `mosquitto`: one broker for the whole session. Use unique site slugs per test: retained messages stay.
 - `private_mosquitto`: a broker of the test's own, for tests that stop(), kill() or restart() it.
 
@@ -16,7 +18,10 @@ from pathlib import Path
 
 import argon2
 import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
+from central.db import make_engine, migrate, session_factory
 from central.security import use_pin_hash_parameters
 from tests.infra import (
     MosquittoBroker,
@@ -90,3 +95,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
         if names & _MQTT_FIXTURES:
             item.add_marker(pytest.mark.mqtt)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    migrate(db_url)
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with session_factory(engine)() as session:
+        yield session
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return session_factory(engine)

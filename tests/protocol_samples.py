@@ -80,6 +80,16 @@ def all_samples() -> list[m.Message]:
             duration_seconds=10,
         ),
         m.CommandResult(command_id=uuid.UUID(int=1), site=site, outcome=m.CommandOutcome.DONE, at=NOW),
+        m.CardEnrolment(
+            event_id=uuid.UUID(int=5),
+            site=site,
+            agent=agent,
+            seq=seq,
+            device_time=NOW,
+            door="hovedinngang",
+            code="12345678",
+            uid_hash=UID_HASH,
+        ),
         m.AccessEvent(
             event_id=uuid.UUID(int=2),
             door="hovedinngang",

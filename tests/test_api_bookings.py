@@ -10,7 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from central.db import session_factory
-from central.models import ApiRole, ReplicaChange
+from central.models import ApiRole, AuditLog, ReplicaChange, Site
+from central.replica import build_snapshot
+from central.services import replica_log
 from tests.test_api_support import Api, fields_at_fault, make_api, make_site, problem
 
 VEGA = ApiRole.BOOKING_INTEGRATION
@@ -161,3 +163,98 @@ def test_check_in_through_the_api_follows_the_window(api: Api) -> None:
     body = problem(api.call("POST", f"/bookings/{second['id']}/check-in", VEGA), 409)
     assert "check-in opens at" in body["detail"]
     assert problem(api.call("POST", "/bookings/999999/check-in", VEGA), 404)
+
+
+# --- co-holders --------------------------------------------------------------------------------------------
+
+
+def person_with_card(api: Api, name: str, uid: str) -> tuple[int, int]:
+    """(person id, card credential id) of a new resident with a card."""
+    person = api.ok("POST", "/people", json={"kind": "resident", "display_name": name})["id"]
+    card = api.ok("POST", f"/people/{person}/cards", json={"uid": uid})["id"]
+    return person, card
+
+
+def last_seq(api: Api, site: str = "holmen") -> int:
+    with session_factory(api.engine)() as session:
+        site_id = session.scalar(select(Site.id).where(Site.slug == site))
+        return (
+            session.scalar(select(func.max(ReplicaChange.seq)).where(ReplicaChange.site_id == site_id)) or 0
+        )
+
+
+def test_co_holders_get_into_the_replica_and_leave_it_when_taken_off(api: Api) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    kari, _ = person_with_card(api, "Kari", "04A1B2C3D4E501")
+    per, per_card = person_with_card(api, "Per", "04A1B2C3D4E502")
+    ola, ola_card = person_with_card(api, "Ola", "04A1B2C3D4E503")
+    body = imported(
+        external_id="V-3001",
+        starts_at=(now + timedelta(hours=1)).isoformat(),
+        ends_at=(now + timedelta(hours=3)).isoformat(),
+        holder_id=kari,
+        co_holder_ids=[ola, per],
+    )
+    created = api.put("/bookings/external", role=VEGA, json=body)
+    assert created.status_code == 201, created.text
+    booking = created.json()
+    assert booking["holder_id"] == kari and booking["co_holder_ids"] == [per, ola]
+    with session_factory(api.engine)() as session:
+        snapshot = build_snapshot(session, "holmen")
+    assert {f"c{per_card}", f"c{ola_card}"} <= {c.ref for c in snapshot.credentials}
+    assert snapshot.bookings[0].holders == [f"p{kari}", f"p{per}", f"p{ola}"]
+
+    entries = replica_count(api)
+    assert api.ok("PUT", "/bookings/external", VEGA, json=body) == booking  # the same list again: no change
+    assert replica_count(api) == entries
+
+    before = last_seq(api)
+    changed = api.ok("PATCH", f"/bookings/{booking['id']}", VEGA, json={"co_holder_ids": [per]})
+    assert changed["co_holder_ids"] == [per]
+    assert api.ok("GET", f"/bookings/{booking['id']}", VEGA)["co_holder_ids"] == [per]
+    with session_factory(api.engine)() as session:
+        delta = replica_log.build_delta(session, "holmen", before)
+        audit = session.scalars(
+            select(AuditLog.detail).where(AuditLog.entity == "booking", AuditLog.action == "update")
+        ).all()
+    assert delta is not None and f"c{ola_card}" in delta.remove  # Ola's card stops opening at once
+    assert f"c{per_card}" in {c.ref for c in delta.upsert}
+    assert [b.holders for b in delta.upsert_bookings] == [[f"p{kari}", f"p{per}"]]
+    assert audit == [{"co_holder_ids": [per]}]
+
+    moved = api.ok("PUT", "/bookings/external", VEGA, json={**body, "co_holder_ids": []})
+    assert moved["co_holder_ids"] == []
+    listed = api.ok("GET", f"/bookings?holder_id={kari}", VEGA)["items"]
+    assert [(b["id"], b["co_holder_ids"]) for b in listed] == [(booking["id"], [])]
+
+
+def test_bad_co_holder_lists_are_refused_in_plain_words(api: Api) -> None:
+    kari = api.ok("POST", "/people", json={"kind": "resident", "display_name": "Kari"})["id"]
+    per = api.ok("POST", "/people", json={"kind": "resident", "display_name": "Per"})["id"]
+
+    def refused(status: int = 422, **changes: object) -> dict[str, object]:
+        return problem(
+            api.put("/bookings/external", role=VEGA, json=imported(holder_id=kari, **changes)), status
+        )
+
+    twice = refused(co_holder_ids=[per, per])
+    assert fields_at_fault(twice) == {"co_holder_ids"}
+    assert twice["detail"] == f"co_holder_ids: names person {per} more than once"
+    assert "at most 20" in str(refused(co_holder_ids=list(range(1, 22)))["detail"])
+    holder = refused(co_holder_ids=[kari])
+    assert fields_at_fault(holder) == {"co_holder_ids"}
+    assert holder["detail"] == f"person {kari} is the holder, so cannot be a co-holder too"
+    unknown = refused(co_holder_ids=[per, 4242, 4243])
+    assert (
+        fields_at_fault(unknown) == {"co_holder_ids"}
+        and unknown["detail"] == "persons 4242, 4243 do not exist"
+    )
+
+    booking = api.ok("PUT", "/bookings/external", VEGA, json=imported(holder_id=kari, co_holder_ids=[per]))
+    swap = problem(api.patch(f"/bookings/{booking['id']}", role=VEGA, json={"holder_id": per}), 422)
+    assert fields_at_fault(swap) == {"holder_id"} and "take them out of co_holder_ids" in str(swap["detail"])
+    problem(api.patch(f"/bookings/{booking['id']}", role=VEGA, json={"co_holder_ids": None}), 422)
+    swapped = api.ok(
+        "PATCH", f"/bookings/{booking['id']}", VEGA, json={"holder_id": per, "co_holder_ids": [kari]}
+    )
+    assert (swapped["holder_id"], swapped["co_holder_ids"]) == (per, [kari])

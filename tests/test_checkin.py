@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from central.checkin import CheckinRefusal, CheckinRules
-from central.db import make_engine, migrate, session_factory
+from central.checkin import CheckinRefusal, CheckinRules, checkin_rules
+from central.config import Settings
+from central.db import session_factory
 from central.gateway.ingest import store_events
 from central.models import AuditLog, Booking, BookingStatus, Door, DoorKind
 from central.noshow import NoShowSweeper
@@ -21,20 +21,6 @@ from protocol import messages as m
 from tests.test_replica import World, build_world
 
 RULES = CheckinRules()
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    migrate(db_url)
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def session(engine: Engine) -> Iterator[Session]:
-    with session_factory(engine)() as session:
-        yield session
 
 
 @pytest.fixture
@@ -114,7 +100,9 @@ def test_a_wider_window_lets_people_check_in_later(session: Session, world: Worl
         CheckinRules(opens_before=timedelta(minutes=-1))
 
 
-def entry(world: World, booking: Booking, door: str, at: datetime) -> m.AccessEvent:
+def entry(
+    world: World, booking: Booking, door: str, at: datetime, person_id: int | None = None
+) -> m.AccessEvent:
     return m.AccessEvent(
         event_id=uuid.uuid4(),
         site="nord",
@@ -125,7 +113,7 @@ def entry(world: World, booking: Booking, door: str, at: datetime) -> m.AccessEv
         decision=m.Decision.GRANT,
         reason=m.Reason.BOOKING,
         method=m.Method.CARD_PIN,
-        person_ref=f"p{booking.holder_id}",
+        person_ref=f"p{booking.holder_id if person_id is None else person_id}",
         booking_ref=f"b{booking.id}",
     )
 
@@ -146,6 +134,28 @@ def test_the_first_entry_through_the_room_door_checks_the_booking_in(session: Se
     assert (sjakk.status, sjakk.checked_in_at) == (BookingStatus.CHECKED_IN, into_room.device_time)
 
 
+def test_a_co_holders_entry_into_the_room_checks_the_booking_in_but_not_a_strangers(
+    session: Session, world: World
+) -> None:
+    sjakk = world.bookings["sjakk"]
+    room = sjakk.room
+    room.door = Door(site=world.nord, zone=room.zone, slug="moterom-1", name="Møterom 1", kind=DoorKind.ROOM)
+    sjakk.co_holders.append(world.people["jonas"])
+    session.flush()
+    sites = {"nord": world.nord.id}
+    stranger = entry(
+        world, sjakk, "moterom-1", sjakk.starts_at - timedelta(minutes=6), world.people["kari"].id
+    )
+    store_events(session, [stranger], sites, stranger.device_time)
+    assert sjakk.status is BookingStatus.CONFIRMED  # not named on the booking: not a check-in
+    co_holder = entry(
+        world, sjakk, "moterom-1", sjakk.starts_at - timedelta(minutes=5), world.people["jonas"].id
+    )
+    store_events(session, [co_holder], sites, co_holder.device_time)
+    session.refresh(sjakk)
+    assert (sjakk.status, sjakk.checked_in_at) == (BookingStatus.CHECKED_IN, co_holder.device_time)
+
+
 def test_the_sweeper_thread_releases_no_shows_in_its_own_transaction(engine: Engine, world: World) -> None:
     sjakk = world.bookings["sjakk"]
     sweeper = NoShowSweeper(session_factory(engine), clock=lambda: sjakk.starts_at + timedelta(minutes=20))
@@ -153,3 +163,37 @@ def test_the_sweeper_thread_releases_no_shows_in_its_own_transaction(engine: Eng
     assert sweeper.sweep_once() == []  # released once
     with session_factory(engine)() as fresh:
         assert fresh.get(Booking, sjakk.id).status is BookingStatus.NO_SHOW  # type: ignore[union-attr]
+
+
+def test_a_room_without_implicit_check_in_waits_for_the_kiosk_or_phone(
+    session: Session, world: World
+) -> None:
+    sjakk = world.bookings["sjakk"]
+    room = sjakk.room
+    room.door = Door(site=world.nord, zone=room.zone, slug="moterom-1", name="Møterom 1", kind=DoorKind.ROOM)
+    room.implicit_checkin = False
+    session.flush()
+    into_room = entry(world, sjakk, "moterom-1", sjakk.starts_at - timedelta(minutes=5))
+    store_events(session, [into_room], {"nord": world.nord.id}, into_room.device_time)
+    session.refresh(sjakk)
+    assert (sjakk.status, sjakk.checked_in_at) == (BookingStatus.CONFIRMED, None)
+    assert check_in(session, "kiosk", sjakk.id, sjakk.starts_at, via="kiosk", rules=RULES).checked_in_at
+
+
+def test_the_window_from_the_settings_applies_to_entries_and_the_sweep(
+    engine: Engine, session: Session, world: World
+) -> None:
+    rules = checkin_rules(Settings(checkin_opens_minutes=5, checkin_closes_minutes=40))
+    assert rules == CheckinRules(opens_before=timedelta(minutes=5), closes_after=timedelta(minutes=40))
+    sjakk = world.bookings["sjakk"]
+    room = sjakk.room
+    room.door = Door(site=world.nord, zone=room.zone, slug="moterom-1", name="Møterom 1", kind=DoorKind.ROOM)
+    session.commit()
+    sweeper = NoShowSweeper(
+        session_factory(engine), rules=rules, clock=lambda: sjakk.starts_at + timedelta(minutes=30)
+    )
+    assert sjakk.id not in sweeper.sweep_once()  # the default window would have closed at +15
+    late_entry = entry(world, sjakk, "moterom-1", sjakk.starts_at + timedelta(minutes=30))
+    store_events(session, [late_entry], {"nord": world.nord.id}, late_entry.device_time, rules)
+    session.refresh(sjakk)
+    assert sjakk.status is BookingStatus.CHECKED_IN

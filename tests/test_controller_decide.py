@@ -9,7 +9,11 @@ from typing import Any
 
 import msgspec
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +32,7 @@ from controller.decide import (
 )
 from controller.pin import PinEntry, PinOutcome
 from protocol import messages as m
+from protocol.holder import present, proof_message, time_step
 from protocol.keys import PublicKeySet, PublishedKey, key_id
 from protocol.token import TokenClaims, issue_token
 from tests.test_controller_schedule import heggedal_config, oslo
@@ -105,6 +110,7 @@ def token(
     expires: datetime = TOKEN_UNTIL,
     key: Ed25519PrivateKey = ISSUER_KEY,
     token_id: bytes = bytes.fromhex("0102030405060708"),
+    holder_key: bytes | None = None,
 ) -> str:
     claims = TokenClaims(
         issuer="asker",
@@ -116,8 +122,21 @@ def token(
         zones=zones,
         booking=booking,
         token_id=token_id,
+        holder_key=holder_key,
     )
     return issue_token(claims, key, key_id(key))
+
+
+PHONE_KEY = ec.generate_private_key(ec.SECP256R1())
+PHONE_PUBLIC = PHONE_KEY.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+OTHER_PHONE_KEY = ec.generate_private_key(ec.SECP256R1())
+
+
+def phone_code(text: str, at: datetime, key: ec.EllipticCurvePrivateKey = PHONE_KEY) -> str:
+    """What the phone page shows at `at`: the token and the phone's signature of the time step (r || s)."""
+    step = time_step(at)
+    r, s = decode_dss_signature(key.sign(proof_message(text, step), ec.ECDSA(hashes.SHA256())))
+    return present(text, step, r.to_bytes(32, "big") + s.to_bytes(32, "big"))
 
 
 def tamper(text: str) -> str:
@@ -251,6 +270,24 @@ CASES = [
         R.CLOCK_UNSET,
     ),
     Case("token, clock not trusted", lambda: scan(token(), clock_trusted=False), DENY, R.CLOCK_UNSET),
+    Case(
+        "phone-bound token shown without the phone's proof",
+        lambda: scan(token(holder_key=PHONE_PUBLIC)),
+        DENY,
+        R.PHONE_PROOF_MISSING,
+    ),
+    Case(
+        "screenshot of a phone-bound code, two minutes old",
+        lambda: scan(phone_code(token(holder_key=PHONE_PUBLIC), SUNDAY_EVENING - timedelta(minutes=2))),
+        DENY,
+        R.PHONE_PROOF_STALE,
+    ),
+    Case(
+        "phone-bound code signed by another phone",
+        lambda: scan(phone_code(token(holder_key=PHONE_PUBLIC), SUNDAY_EVENING, OTHER_PHONE_KEY)),
+        DENY,
+        R.PHONE_PROOF_INVALID,
+    ),
 ]
 
 # Reasons the engine never gives: other parts of the agent decide these (door buttons, fire, remote unlock),

@@ -72,6 +72,43 @@ def test_holders_come_from_organiser_or_attendee_addresses_else_the_organisers_n
     ]
 
 
+def test_the_other_attendees_become_co_holders_and_follow_the_calendar(world: FeedWorld) -> None:
+    people = {}
+    for name, email in (
+        ("Per Hansen", "per@example.no"),
+        ("Ola Berg", "ola@example.no"),
+        ("Strikk A", "felles@strikk.example"),  # two people share this address: it names nobody
+        ("Strikk B", "felles@strikk.example"),
+    ):
+        body = {"kind": "resident", "display_name": name, "email": email}
+        people[name] = world.api.ok("POST", "/people", json=body)["id"]
+    kari, leder = world.people["kari@example.no"], world.people["leder@sjakk.example"]
+    per, ola = people["Per Hansen"], people["Ola Berg"]
+    feed_id = world.add_feed("/outlook/moterom-1.ics", "attendees.ics")
+
+    def people_on_bookings() -> list[tuple[str, int | None, list[int]]]:
+        listed = world.api.ok("GET", f"/bookings?source=ical:{feed_id}")["items"]
+        return [(b["title"], b["holder_id"], b["co_holder_ids"]) for b in listed]
+
+    assert world.sync(feed_id).created == 2
+    assert people_on_bookings() == [
+        ("Styremøte Holmen strikkeklubb", kari, sorted([per, ola])),  # the organiser is listed once
+        ("Sjakktrening", leder, [kari]),  # organiser unknown: the first attendee we know holds it
+    ]
+
+    without_ola = ical("attendees.ics").replace(b"mailto:ola@example.no", b"mailto:ola@ukjent.example")
+    world.server.serve("/outlook/moterom-1.ics", without_ola)
+    changed = world.sync(feed_id)
+    assert (changed.outcome, changed.updated, changed.unchanged) == ("imported", 1, 1)
+    assert people_on_bookings()[0] == ("Styremøte Holmen strikkeklubb", kari, [per])
+
+    work = world.work_done()
+    world.clock.now += FULL_REFRESH + timedelta(minutes=1)  # read it all again: nothing has changed
+    again = world.sync(feed_id)
+    assert (again.outcome, again.updated, again.unchanged) == ("imported", 0, 2)
+    assert world.work_done() == work
+
+
 def test_calendars_of_other_shapes_book_the_right_times(world: FeedWorld) -> None:
     expected = {
         "outlook_custom_tz.ics": ([utc(3, 20, 17), utc(4, 10, 16)], []),  # its own VTIMEZONE rules

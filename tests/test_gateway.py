@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from central import keystore
 from central.config import Settings
-from central.db import make_engine, migrate, session_factory
 from central.gateway import Gateway, GatewayUnavailable
 from central.gateway.link import LinkSettings, MqttLink, PublishRefusedError
 from central.gateway.publisher import content_hash
@@ -116,19 +115,6 @@ def eventually(condition: Callable[[], bool], timeout: float = WAIT_S, what: str
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout} s")
         time.sleep(0.05)
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    migrate(db_url)
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return session_factory(engine)
 
 
 @pytest.fixture

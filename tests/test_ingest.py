@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from central.db import make_engine, migrate, session_factory
 from central.gateway.ingest import (
     Inbound,
     IngestWorker,
@@ -69,19 +67,6 @@ def inbound(channel: Channel, message: m.Message | bytes, site: str = "nord", mi
     payload = message if isinstance(message, bytes) else codec.encode(message)
     door = "inngang" if channel is Channel.DOOR_STATE else None
     return Inbound(site_topic(site, channel, door), payload, mid, 1)
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    migrate(db_url)
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return session_factory(engine)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -12,7 +11,7 @@ from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
-from central.db import DatabaseUrlError, make_engine, migrate, normalise_url, session_factory, session_scope
+from central.db import DatabaseUrlError, make_engine, normalise_url, session_factory, session_scope
 from central.models import (
     AccessGroup,
     Booking,
@@ -34,20 +33,6 @@ from central.models import (
 )
 
 OSLO = ZoneInfo("Europe/Oslo")
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    migrate(db_url)
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def session(engine: Engine) -> Iterator[Session]:
-    with session_factory(engine)() as session:
-        yield session
 
 
 def make_site(session: Session, slug: str = "holmen") -> Site:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -16,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
 
-from central.db import make_engine, migrate, session_factory
+from central.db import session_factory
 from central.models import (
     AccessGroup,
     Booking,
@@ -41,8 +40,10 @@ from central.models import (
 from central.models import ExceptionKind as DbExceptionKind
 from central.models import HoursKind as DbHoursKind
 from central.replica import build_snapshot
+from central.services import bookings as booking_service
 from central.services import replica_log
 from central.services.site_config import build_revocations, build_site_config
+from controller.decide import SiteView, decide_card
 from protocol import codec
 from protocol import messages as m
 
@@ -213,20 +214,6 @@ def publish_pending(session: Session, site: Site, agent: Agent) -> list[m.Replic
 
 
 @pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    migrate(db_url)
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def session(engine: Engine) -> Iterator[Session]:
-    with session_factory(engine)() as session:
-        yield session
-
-
-@pytest.fixture
 def world(session: Session) -> World:
     w = build_world(session)
     session.commit()
@@ -338,6 +325,72 @@ def test_a_new_member_and_a_cancelled_booking(session: Session, world: World) ->
     assert f"b{sjakk.id}" not in agent.bookings
     assert refs(world.people["nora"]).isdisjoint(agent.credentials)  # her booking was her only way in
     assert refs(newcomer) <= agent.credentials.keys()
+    assert agent.same_as(build_snapshot(session, "nord"))
+
+
+def room_with_door(session: Session, world: World) -> Room:
+    """Nord's meeting room, given a door of its own ("moterom-1") that only its bookings open."""
+    room = world.bookings["sjakk"].room
+    room.door = Door(site=world.nord, zone=room.zone, slug="moterom-1", name="Møterom 1", kind=DoorKind.ROOM)
+    session.flush()
+    return room
+
+
+def test_a_co_holders_card_opens_the_booked_room_until_they_are_taken_off(
+    session: Session, world: World
+) -> None:
+    room_with_door(session, world)
+    agent = Agent()
+    agent.load(build_snapshot(session, "nord"))
+    sjakk, nora, jonas = world.bookings["sjakk"], world.people["nora"], world.people["jonas"]
+    jonas_card = f"c{card_of(jonas).id}"
+    assert jonas_card not in agent.credentials  # his own bookings here do not count (cancelled, far, over)
+
+    booking_service.update_booking(session, "vega", sjakk.id, {"co_holder_ids": [jonas.id]})
+    session.commit()
+    publish_pending(session, world.nord, agent)
+    card, booking = agent.credentials[jonas_card], agent.bookings[f"b{sjakk.id}"]
+    assert card.groups == [] and booking.holders == [f"p{nora.id}", f"p{jonas.id}"]
+    view = SiteView.from_config(build_site_config(session, "nord", NOW))
+    for door in ("inngang", "moterom-1"):
+        verdict = decide_card(view, door, card, [booking], sjakk.starts_at, pin_ok=True)
+        assert (verdict.decision, verdict.reason, verdict.booking_ref) == (
+            m.Decision.GRANT,
+            m.Reason.BOOKING,
+            f"b{sjakk.id}",
+        )
+    assert agent.same_as(build_snapshot(session, "nord"))
+    assert jonas_card not in {c.ref for c in build_snapshot(session, "sor").credentials}
+
+    booking_service.update_booking(session, "vega", sjakk.id, {"co_holder_ids": []})
+    session.commit()
+    publish_pending(session, world.nord, agent)
+    assert jonas_card not in agent.credentials
+    assert agent.bookings[f"b{sjakk.id}"].holders == [f"p{nora.id}"]
+    assert agent.same_as(build_snapshot(session, "nord"))
+
+
+def test_everyone_on_a_replaced_or_deleted_booking_leaves_the_replica(session: Session, world: World) -> None:
+    agent = Agent()
+    agent.load(build_snapshot(session, "nord"))
+    sjakk, p = world.bookings["sjakk"], world.people
+    booking_service.update_booking(session, "vega", sjakk.id, {"co_holder_ids": [p["jonas"].id]})
+    session.commit()
+    publish_pending(session, world.nord, agent)
+    assert refs(p["nora"], p["jonas"]) <= agent.credentials.keys()
+
+    newcomer = add_person(session, "Amina", [])  # the booking system names someone else as the holder
+    booking_service.update_booking(session, "vega", sjakk.id, {"holder_id": newcomer.id})
+    session.commit()
+    publish_pending(session, world.nord, agent)
+    assert refs(p["nora"]).isdisjoint(agent.credentials)
+    assert refs(newcomer, p["jonas"]) <= agent.credentials.keys()
+
+    booking_service.delete_booking(session, "staff", sjakk.id)
+    session.commit()
+    publish_pending(session, world.nord, agent)
+    assert refs(newcomer, p["jonas"]).isdisjoint(agent.credentials)
+    assert agent.bookings == {}
     assert agent.same_as(build_snapshot(session, "nord"))
 
 
@@ -503,6 +556,7 @@ def make_mixed_changes(session: Session, w: World, vest: Site) -> None:
     log.record_group_change(session, w.innbyggere.id, former_member_ids=[p["emil"].id])
     vest_room = session.execute(select(Room).where(Room.site_id == vest.id)).scalar_one()
     w.bookings["vest"] = add_booking(session, vest_room, p["jonas"], NOW + timedelta(hours=1))
+    w.bookings["vest"].co_holders.append(p["nora"])
     log.record_booking_change(session, w.bookings["vest"].id)
     w.bookings["sjakk"].status = BookingStatus.CANCELLED
     log.record_booking_change(session, w.bookings["sjakk"].id)
@@ -569,7 +623,11 @@ def test_deltas_built_for_many_sites_at_once_are_those_built_one_by_one(
     kari_at_vest = agents[vest.id].credentials[f"c{card_of(world.people['kari']).id}"]
     assert kari_at_vest.status is m.CredentialStatus.BLOCKED and kari_at_vest.groups == ["lag-vest"]
     assert refs(world.people["sofie"]).isdisjoint(agents[world.sor.id].credentials)
-    assert f"b{world.bookings['vest'].id}" in agents[vest.id].bookings
+    vest_booking = agents[vest.id].bookings[f"b{world.bookings['vest'].id}"]
+    nora = world.people["nora"]
+    assert vest_booking.holders == [f"p{world.people['jonas'].id}", f"p{nora.id}"]
+    assert agents[vest.id].credentials[f"c{card_of(nora).id}"].groups == []  # in as the co-holder
+    assert refs(nora).isdisjoint(agents[world.nord.id].credentials)  # her nord booking was cancelled
 
 
 def test_building_deltas_of_sites_with_nothing_pending_gives_none(session: Session, world: World) -> None:

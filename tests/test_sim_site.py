@@ -441,3 +441,13 @@ def test_a_bad_time_for_the_simulated_clock_says_what_is_accepted() -> None:
     assert abs(shifted.now() - datetime(2030, 6, 3, 17, 0, tzinfo=UTC)) < timedelta(
         seconds=5
     )  # Oslo summer time
+
+
+@pytest.mark.mqtt
+def test_sim_site_keys_arm_card_registration_and_refuse_what_a_keypad_lacks(
+    tmp_path: Path, central: Central
+) -> None:
+    done = run_sim_site(central, tmp_path, "keys hovedinngang *12345678#\nkeys hovedinngang 12ab\n")
+    assert done.returncode == 1
+    assert "hovedinngang reader shows: enrol ready" in done.stdout
+    assert "a keypad has the digits, * and #" in done.stdout

@@ -211,6 +211,7 @@ def test_claims_as_json_name_everything_an_operator_needs() -> None:
         "not_before": "2025-03-01T16:55:00Z",
         "expires": "2025-03-01T19:00:00Z",
         "token_id": "0011223344556677",
+        "holder_key": None,
     }
 
 
@@ -231,6 +232,9 @@ def test_every_refusal_maps_to_an_access_event_reason() -> None:
     assert deny_reason(TokenRefusal.NOT_YET_VALID) is m.Reason.TOKEN_NOT_YET_VALID
     assert deny_reason(TokenRefusal.UNKNOWN_KID) is m.Reason.TOKEN_UNKNOWN_KEY
     assert deny_reason(TokenRefusal.BAD_SIGNATURE) is m.Reason.TOKEN_INVALID
+    assert deny_reason(TokenRefusal.PROOF_MISSING) is m.Reason.PHONE_PROOF_MISSING
+    assert deny_reason(TokenRefusal.PROOF_STALE) is m.Reason.PHONE_PROOF_STALE
+    assert deny_reason(TokenRefusal.BAD_PROOF) is m.Reason.PHONE_PROOF_INVALID
     assert {deny_reason(r) for r in TokenRefusal} <= set(m.Reason)
 
 

@@ -17,9 +17,11 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 
+from central import web
 from central.api import problems
 from central.api.routers import admin, bookings, commands, credentials, events, groups, people, sites, tokens
 from central.api.routers import feeds as ical_feeds
+from central.api.routers import webhooks as booking_webhooks
 from central.config import Settings
 from central.db import make_engine, session_factory
 
@@ -40,7 +42,7 @@ _PROBLEM_STATUSES = {
     "403": "The caller's role may not do this",
     "404": "Not found",
     "409": "Conflicts with existing data",
-    "422": "InvalidError input (the fields at fault are listed in `errors`)",
+    "422": "Invalid input (the fields at fault are listed in `errors`)",
     "503": "A part central depends on is unavailable",
 }
 
@@ -88,6 +90,8 @@ def create_app(
     problems.install(app)
     for module in (sites, people, credentials, tokens, groups, bookings, events, commands, admin, ical_feeds):
         app.include_router(module.router)
+    app.include_router(booking_webhooks.router)
+    web.install(app, settings)
     app.add_api_route("/health", health, methods=["GET"], tags=["health"], summary="Is central working?")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

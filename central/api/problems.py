@@ -175,11 +175,11 @@ async def _validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = field_errors(exc.errors())
     return problem_response(
-        request, 422, _join(errors), title="InvalidError input", kind="invalid-input", errors=errors
+        request, 422, _join(errors), title="Invalid input", kind="invalid-input", errors=errors
     )
 
 
-async def _http(request: Request, exc: Exception) -> Response:
+async def http_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
     detail: str | None = exc.detail if isinstance(exc.detail, str) else None
@@ -203,13 +203,13 @@ async def _service(request: Request, exc: Exception) -> Response:
     field = exc.field if isinstance(exc, InvalidError) else None
     errors = [FieldError(field=field, location="body", message=str(exc))] if field else None
     return problem_response(
-        request, 422, str(exc), title="InvalidError input", kind="invalid-input", errors=errors
+        request, 422, str(exc), title="Invalid input", kind="invalid-input", errors=errors
     )
 
 
 async def _domain_value(request: Request, exc: Exception) -> Response:
     """ValueErrors our own domain code raises with a message meant for people."""
-    return problem_response(request, 422, str(exc), title="InvalidError input", kind="invalid-input")
+    return problem_response(request, 422, str(exc), title="Invalid input", kind="invalid-input")
 
 
 async def _integrity(request: Request, exc: Exception) -> Response:
@@ -228,7 +228,7 @@ async def _data(request: Request, exc: Exception) -> Response:
         request,
         422,
         "a value is out of range or cannot be stored",
-        title="InvalidError input",
+        title="Invalid input",
         kind="invalid-input",
     )
 
@@ -252,7 +252,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 def install(app: FastAPI) -> None:
     """Register the problem handlers on `app`."""
     app.add_exception_handler(RequestValidationError, _validation)
-    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(StarletteHTTPException, http_problem)
     app.add_exception_handler(ServiceError, _service)
     for cls in (ScheduleError, PinFormatError, CardUidError, CrossSiteError):
         app.add_exception_handler(cls, _domain_value)

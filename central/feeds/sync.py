@@ -10,7 +10,8 @@ audited and reach the sites' replicas like any other booking change. The rules:
 - events we cannot read or place in a room leave their existing bookings alone (we cannot tell what the
   booking system meant) and are listed in the feed's status;
 - the holder is the person whose e-mail is the ORGANIZER's (else the first matching ATTENDEE's); when
-  there is none the organiser's name (CN) goes into the booking's organisation.
+  there is none the organiser's name (CN) goes into the booking's organisation. The other ATTENDEEs whose
+  e-mail exactly one person has become the booking's co-holders (a changed attendee list is applied).
 Even with a 304 answer the feed is read in full every `FULL_REFRESH`, so a window that moved on with time
 picks up the next occurrences of recurring events.
 """
@@ -27,7 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import structlog
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from central.db import session_scope, utcnow
 from central.feeds.errors import FeedError
@@ -36,7 +37,7 @@ from central.feeds.parse import Occurrence, ParsedFeed, Skipped, parse_feed
 from central.feeds.rooms import RoomIndex, RoomInfo, room_index
 from central.models import AuditLog, Booking, BookingFeed, BookingStatus, Person
 from central.schedules import DEFAULT_TIMEZONE
-from central.services.bookings import cancel_external, upsert_external
+from central.services.bookings import MAX_CO_HOLDERS, cancel_external, upsert_external
 from central.services.errors import NotFoundError, ServiceError
 
 log = structlog.get_logger(__name__)
@@ -46,7 +47,7 @@ FULL_REFRESH = timedelta(hours=6)
 MAX_SKIPPED_KEPT = 20
 IN_CHUNK = 500
 _LIVE = (BookingStatus.CONFIRMED, BookingStatus.CHECKED_IN)
-_COMPARED = ("room_id", "starts_at", "ends_at", "title", "holder_id", "organisation")
+_COMPARED = ("room_id", "starts_at", "ends_at", "title", "holder_id", "organisation", "co_holder_ids")
 # One apply at a time in this process: the poller and a "sync now" must not insert the same booking twice.
 _APPLY_LOCK = threading.Lock()
 
@@ -290,6 +291,11 @@ def _holders(session: Session, occurrences: Iterable[Occurrence]) -> dict[str, i
     return {address: ids[0] for address, ids in owners.items() if len(ids) == 1}
 
 
+def _compared(booking: Booking) -> tuple[Any, ...]:
+    """The booking's values of the fields a feed sets, in `_COMPARED` order."""
+    return (*(getattr(booking, name) for name in _COMPARED[:-1]), _co_holder_ids(booking))
+
+
 def _state(booking: Booking | None) -> tuple[Any, ...] | None:
     if booking is None:
         return None
@@ -301,7 +307,12 @@ def _state(booking: Booking | None) -> tuple[Any, ...] | None:
         booking.holder_id,
         booking.organisation,
         booking.status,
+        _co_holder_ids(booking),
     )
+
+
+def _co_holder_ids(booking: Booking) -> list[int]:
+    return sorted(p.id for p in booking.co_holders)
 
 
 class _Importer:
@@ -318,7 +329,11 @@ class _Importer:
     def existing(self, keys: list[str]) -> dict[str, Booking]:
         found: dict[str, Booking] = {}
         for chunk in _chunks(keys):
-            stmt = select(Booking).where(Booking.source == self.source, Booking.external_id.in_(chunk))
+            stmt = (
+                select(Booking)
+                .where(Booking.source == self.source, Booking.external_id.in_(chunk))
+                .options(selectinload(Booking.co_holders))  # compared below: one query, not one per booking
+            )
             found.update((b.external_id, b) for b in self.session.scalars(stmt) if b.external_id)
         return found
 
@@ -328,7 +343,7 @@ class _Importer:
                 cancel_external(self.session, self.source, self.source, key)
                 self.result.cancelled += 1
             return
-        holder = self._holder(occurrence)
+        holder, co_holders = self._people(occurrence)
         fields: dict[str, Any] = {
             "site": self.site,
             "room": room,
@@ -337,10 +352,11 @@ class _Importer:
             "title": occurrence.title,
             "holder_id": holder,
             "organisation": None if holder is not None else occurrence.organizer_name,
+            "co_holder_ids": co_holders,
         }
         if current is not None and current.status is not BookingStatus.CANCELLED:
             wanted = (self.room_ids.get(room), *(fields[name] for name in _COMPARED[1:]))
-            if tuple(getattr(current, name) for name in _COMPARED) == wanted:
+            if _compared(current) == wanted:
                 self.result.unchanged += 1  # the usual case: no service call, no query
                 return
         if current is not None and current.status is BookingStatus.CANCELLED:
@@ -373,11 +389,22 @@ class _Importer:
             cancel_external(self.session, self.source, self.source, key)
             self.result.cancelled += 1
 
-    def _holder(self, occurrence: Occurrence) -> int | None:
-        for email in (occurrence.organizer_email, *occurrence.attendee_emails):
-            if email and email in self.holders:
-                return self.holders[email]
-        return None
+    def _people(self, occurrence: Occurrence) -> tuple[int | None, list[int]]:
+        """The holder (the ORGANIZER's person, else the first ATTENDEE's) and the other attendees' people
+        as co-holders, in id order; addresses no person or several people have count for nobody."""
+        known = [
+            self.holders[email]
+            for email in (occurrence.organizer_email, *occurrence.attendee_emails)
+            if email and email in self.holders
+        ]
+        if not known:
+            return None, []
+        holder = known[0]
+        others = list(dict.fromkeys(p for p in known[1:] if p != holder))
+        if len(others) > MAX_CO_HOLDERS:
+            log.warning("feeds.co_holders_capped", event=occurrence.label, attendees=len(others))
+            others = others[:MAX_CO_HOLDERS]  # the first in the feed's order; the event is still imported
+        return holder, sorted(others)
 
     def _cancelled_by_feed(self, booking: Booking) -> bool:
         last = self.session.scalars(

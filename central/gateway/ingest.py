@@ -40,8 +40,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from central.checkin import CheckinRules
 from central.db import utcnow
 from central.models import Agent, Alarm, AlarmSeverity, Decision, Door, Event, EventKind, Person, Site
-from central.replica import parse_ref
-from central.services import checkin
+from central.replica import credential_ref, parse_ref
+from central.services import card_enrolment, checkin
 from central.services.replica_log import insert_ignoring_duplicates
 from protocol import codec
 from protocol import messages as m
@@ -150,11 +150,16 @@ def _event_row(e: m.AgentEvent, site_id: int, persons: set[int], received_at: da
 
 
 def store_events(
-    session: Session, events: Sequence[m.AgentEvent], site_id_of: Mapping[str, int], received_at: datetime
+    session: Session,
+    events: Sequence[m.AgentEvent],
+    site_id_of: Mapping[str, int],
+    received_at: datetime,
+    rules: CheckinRules | None = None,
 ) -> set[str]:
     """Insert the events not yet stored (idempotent on event_id); returns the ids inserted now.
 
-    Alarm events inserted now also raise or clear Alarm rows; a duplicate changes nothing.
+    Alarm events inserted now also raise or clear Alarm rows; a granted entry may check a booking in
+    (within `rules`' window, default 15/15 min); a duplicate changes nothing.
     """
     unique = list({str(e.event_id): e for e in events}.values())
     if not unique:
@@ -172,7 +177,7 @@ def store_events(
         if isinstance(e, m.AlarmEvent):
             _apply_alarm(session, site_id_of[e.site], e)
         elif isinstance(e, m.AccessEvent) and e.booking_ref is not None:
-            checkin.check_in_on_entry(session, site_id_of[e.site], e, CheckinRules())
+            checkin.check_in_on_entry(session, site_id_of[e.site], e, rules or CheckinRules())
     return inserted
 
 
@@ -291,10 +296,58 @@ def store_command_result(
             "command_id": str(result.command_id),
             "outcome": result.outcome.value,
             "reason": result.reason,
+            "deny_reason": None if result.deny_reason is None else result.deny_reason.value,
         },
     }
     stmt = insert_ignoring_duplicates(session, Event, ["event_id"]).returning(Event.event_id)
     return session.execute(stmt, [row]).first() is not None
+
+
+def store_card_enrolment(
+    session: Session, site_id: int, e: m.CardEnrolment, received_at: datetime, uid_key: bytes | None
+) -> bool:
+    """Register the tapped card if its one-time code is good, and keep the outcome as an event for the
+    caretaker (never the code). Exactly once: a resent enrolment finds its event and changes nothing (False).
+    Codes are judged by central's clock (`received_at`), not the agent's."""
+    row = {
+        "event_id": str(e.event_id),
+        "site_id": site_id,
+        "agent_client_id": e.agent,
+        "agent_seq": e.seq,
+        "device_time": e.device_time,
+        "received_at": received_at,
+        "kind": EventKind.SYSTEM,
+        "door_slug": e.door,
+        "credential_ref": None,
+        "person_id": None,
+        "decision": None,
+        "reason": "card_enrolment",
+        "data": {},
+    }
+    stmt = insert_ignoring_duplicates(session, Event, ["event_id"]).returning(Event.event_id)
+    if session.execute(stmt, [row]).first() is None:
+        return False
+    if uid_key is None:
+        outcome, person_id, credential_id = "unavailable", None, None
+    else:
+        result = card_enrolment.claim_card_code(
+            session, site_id, e.code, e.uid_hash, received_at, uid_key=uid_key
+        )
+        outcome, person_id, credential_id = result.outcome.value, result.person_id, result.credential_id
+    ref = None if credential_id is None else credential_ref(credential_id)
+    session.execute(
+        update(Event)
+        .where(Event.event_id == str(e.event_id))
+        .values(
+            reason=f"card_enrolment_{outcome}",
+            person_id=person_id,
+            credential_ref=ref,
+            data={"outcome": outcome, "agent_seq": e.seq},
+        )
+        .execution_options(synchronize_session=False)
+    )
+    log.info("ingest.card_enrolment", site=e.site, door=e.door, outcome=outcome, credential=ref)
+    return True
 
 
 # --- the worker -------------------------------------------------------------------------------------------
@@ -335,13 +388,17 @@ class IngestWorker:
         publish: Publish,
         broker_ack: BrokerAck,
         on_replica_request: ReplicaRequestHandler | None = None,
+        uid_key: bytes | None = None,
         batch_size: int = 500,
         batch_window_s: float = 0.02,
+        checkin_rules: CheckinRules | None = None,
     ) -> None:
         self._sessions = sessions
+        self._checkin_rules = checkin_rules or CheckinRules()
         self._publish = publish
         self._broker_ack = broker_ack
         self._on_replica_request = on_replica_request
+        self._uid_key = uid_key  # one-time card codes are HMACs under it; without it no card is registered
         self.batch_size = batch_size
         self.batch_window_s = batch_window_s
         self._queue: queue.SimpleQueue[Inbound | None] = queue.SimpleQueue()
@@ -509,6 +566,8 @@ class IngestWorker:
     ) -> tuple[Acks, list[m.ReplicaRequest], int]:
         events: list[m.AgentEvent] = []
         requests: list[m.ReplicaRequest] = []
+        enrolments: list[m.CardEnrolment] = []
+        enrolled = 0
         for a in accepted:
             msg, site_id = a.message, self._site_ids[a.topic.site]
             if isinstance(msg, m.AccessEvent | m.AlarmEvent | m.SystemEvent):
@@ -528,11 +587,14 @@ class IngestWorker:
                 )
             elif isinstance(msg, m.ReplicaRequest):
                 requests.append(msg)
-        inserted = store_events(session, events, self._site_ids, received_at)
+            elif isinstance(msg, m.CardEnrolment):
+                enrolled += store_card_enrolment(session, site_id, msg, received_at, self._uid_key)
+                enrolments.append(msg)
+        inserted = store_events(session, events, self._site_ids, received_at, self._checkin_rules)
         acks: Acks = {}
-        for e in {e.event_id: e for e in events}.values():
+        for e in {e.event_id: e for e in [*events, *enrolments]}.values():
             acks.setdefault(e.site, []).append(e.event_id)
-        return acks, requests, len(inserted)
+        return acks, requests, len(inserted) + enrolled
 
     def _dispatch_request(self, request: m.ReplicaRequest) -> None:
         log.info("ingest.replica_request", site=request.site, agent=request.agent, have_seq=request.have_seq)

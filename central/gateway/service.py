@@ -16,6 +16,7 @@ import paho.mqtt.client as mqtt
 import structlog
 from sqlalchemy import Engine
 
+from central.checkin import checkin_rules
 from central.config import Settings
 from central.db import ensure_migrated, make_engine, session_factory
 from central.gateway import ingest, publisher
@@ -81,8 +82,10 @@ class Gateway:
             publish=self.link.publish,
             broker_ack=self.link.ack,
             on_replica_request=self.publisher.request_snapshot,
+            uid_key=settings.uid_hash_key(),
             batch_size=batch_size,
             batch_window_s=batch_window_s,
+            checkin_rules=checkin_rules(settings),
         )
         self._started = False
 

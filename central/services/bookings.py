@@ -2,7 +2,9 @@
 
 `(source, external_id)` is a booking's identity in the system it came from, which makes imports idempotent:
 `upsert_external` creates or updates, `cancel_external` cancels, and repeating either changes nothing.
-A live booking lets its holder into the room's site, so every change is logged for the replica.
+A live booking lets its holder and its named co-holders (`co_holder_ids`, each a person other than the
+holder) into the room's site, so every change is logged for the replica, including the people a change
+takes off the booking.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from central.db import utcnow
 from central.models import Booking, BookingStatus, Person, Room
@@ -24,6 +26,7 @@ from central.services.query import Slice, changed_fields, paginate
 from central.services.sites import get_site, room_for_field
 
 MANUAL_SOURCE = "manual"
+MAX_CO_HOLDERS = 20
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ def list_bookings(session: Session, flt: BookingFilter, *, limit: int, offset: i
         stmt = stmt.where(Booking.external_id == flt.external_id)
     if flt.holder_id is not None:
         stmt = stmt.where(Booking.holder_id == flt.holder_id)
+    stmt = stmt.options(selectinload(Booking.co_holders))  # one query for the page's co-holders, not one each
     return paginate(session, stmt.order_by(Booking.starts_at, Booking.id), limit, offset)
 
 
@@ -95,6 +99,10 @@ def _resolve(session: Session, values: dict[str, Any], current: Booking | None) 
     holder_id = out.get("holder_id")
     if holder_id is not None and session.get(Person, holder_id) is None:
         raise InvalidError(f"person {holder_id} does not exist", "holder_id")
+    co_holder_ids = out.pop("co_holder_ids", None)
+    if co_holder_ids is not None:
+        out["co_holders"] = _co_holders(session, list(co_holder_ids))
+    _check_holder_not_co_holder(out, current)
     starts = out.get("starts_at", current.starts_at if current else None)
     ends = out.get("ends_at", current.ends_at if current else None)
     if starts is not None and ends is not None and ends <= starts:
@@ -102,6 +110,62 @@ def _resolve(session: Session, values: dict[str, Any], current: Booking | None) 
     if out.get("status") is BookingStatus.CHECKED_IN and (current is None or current.checked_in_at is None):
         out["checked_in_at"] = utcnow()
     return out
+
+
+def _co_holders(session: Session, ids: list[int]) -> list[Person]:
+    """The people `co_holder_ids` names, in id order; InvalidError if too many, repeated or unknown."""
+    if len(ids) > MAX_CO_HOLDERS:
+        raise InvalidError(
+            f"a booking has at most {MAX_CO_HOLDERS} co-holders, not {len(ids)}", "co_holder_ids"
+        )
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise InvalidError(f"co_holder_ids names person {_listed(repeated)} more than once", "co_holder_ids")
+    people = (
+        list(session.scalars(select(Person).where(Person.id.in_(ids)).order_by(Person.id))) if ids else []
+    )
+    missing = sorted(set(ids) - {p.id for p in people})
+    if missing:
+        named = f"person {missing[0]} does" if len(missing) == 1 else f"persons {_listed(missing)} do"
+        raise InvalidError(f"{named} not exist", "co_holder_ids")
+    return people
+
+
+def _listed(ids: list[int]) -> str:
+    return ", ".join(map(str, ids))
+
+
+def _check_holder_not_co_holder(out: dict[str, Any], current: Booking | None) -> None:
+    """The holder is named once: as the holder, not also among the co-holders."""
+    holder_id = out.get("holder_id", current.holder_id if current else None)
+    if holder_id is None:
+        return
+    if "co_holders" in out:
+        if any(p.id == holder_id for p in out["co_holders"]):
+            raise InvalidError(
+                f"person {holder_id} is the holder, so cannot be a co-holder too", "co_holder_ids"
+            )
+    elif current is not None and any(p.id == holder_id for p in current.co_holders):
+        message = f"person {holder_id} is a co-holder of booking {current.id}; take them out of co_holder_ids"
+        raise InvalidError(f"{message} to make them the holder", "holder_id")
+
+
+def _apply(booking: Booking, values: dict[str, Any]) -> tuple[dict[str, Any], set[int]]:
+    """Apply resolved values to an existing booking: (what changed, the people it no longer names)."""
+    values = dict(values)
+    co_holders: list[Person] | None = values.pop("co_holders", None)
+    before = _people(booking)
+    diff = changed_fields(booking, values)
+    if co_holders is not None and {p.id for p in co_holders} != {p.id for p in booking.co_holders}:
+        booking.co_holders = co_holders
+        diff["co_holder_ids"] = [p.id for p in co_holders]
+    return diff, before - _people(booking)
+
+
+def _people(booking: Booking) -> set[int]:
+    """The holder and co-holders: everyone the booking lets in."""
+    ids = {p.id for p in booking.co_holders}
+    return ids if booking.holder_id is None else ids | {booking.holder_id}
 
 
 def _check_identity(session: Session, source: str, external_id: str | None, booking_id: int | None) -> None:
@@ -116,9 +180,17 @@ def _check_identity(session: Session, source: str, external_id: str | None, book
         )
 
 
-def _logged(session: Session, actor: str, action: str, booking: Booking, detail: dict[str, Any]) -> None:
+def _logged(
+    session: Session,
+    actor: str,
+    action: str,
+    booking: Booking,
+    detail: dict[str, Any],
+    former: set[int] | None = None,
+) -> None:
+    """Log the change for the replica (with `former`: people it took off the booking) and the audit trail."""
     session.flush()
-    replica_log.record_booking_change(session, booking.id)
+    replica_log.record_booking_change(session, booking.id, former_holder_ids=former or ())
     audit.record(session, actor, action, "booking", booking.id, detail)
 
 
@@ -142,9 +214,9 @@ def update_booking(session: Session, actor: str, booking_id: int, changes: dict[
             values.get("external_id", booking.external_id),
             booking.id,
         )
-    diff = changed_fields(booking, values)
+    diff, former = _apply(booking, values)
     if diff:
-        _logged(session, actor, "update", booking, diff)
+        _logged(session, actor, "update", booking, diff, former)
     return booking
 
 
@@ -159,9 +231,10 @@ def cancel_booking(session: Session, actor: str, booking_id: int) -> Booking:
 def delete_booking(session: Session, actor: str, booking_id: int) -> None:
     """Remove a booking entered by mistake (imported ones are cancelled instead, to keep statistics)."""
     booking = get_booking(session, booking_id)
+    people = _people(booking)
     session.delete(booking)
     session.flush()
-    replica_log.record_booking_change(session, booking_id)
+    replica_log.record_booking_change(session, booking_id, former_holder_ids=people)
     audit.record(session, actor, "delete", "booking", booking_id)
 
 
@@ -176,19 +249,33 @@ def upsert_external(
 ) -> tuple[Booking, bool]:
     """Create or update the booking `(source, external_id)`; returns it and whether it was created.
 
-    Sending the same booking again changes nothing (no replica entry, no audit row).
+    Sending the same booking again changes nothing (no replica entry, no audit row). An end changed here
+    (extended, or ended early) stands while the booking system keeps sending the end it had; when it sends
+    a new end, that one wins.
     """
     booking = _find_external(session, source, external_id)
     if booking is None:
         values = _resolve(session, fields, None)
+        values["source_ends_at"] = values.get("ends_at")
         booking = Booking(source=source, external_id=external_id, **values)
         session.add(booking)
         _logged(session, actor, "import", booking, {"source": source, "external_id": external_id})
         return booking, True
-    diff = changed_fields(booking, _resolve(session, fields, booking))
+    fields = _keep_local_end(booking, fields)
+    diff, former = _apply(booking, _resolve(session, fields, booking))
     if diff:
-        _logged(session, actor, "import_update", booking, diff)
+        _logged(session, actor, "import_update", booking, diff, former)
     return booking, False
+
+
+def _keep_local_end(booking: Booking, fields: dict[str, Any]) -> dict[str, Any]:
+    sent = fields.get("ends_at")
+    if sent is None:
+        return fields
+    if booking.source_ends_at is not None and sent == booking.source_ends_at:
+        return {**fields, "ends_at": booking.ends_at}
+    booking.source_ends_at = sent
+    return fields
 
 
 def cancel_external(session: Session, actor: str, source: str, external_id: str) -> Booking:

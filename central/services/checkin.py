@@ -1,7 +1,8 @@
 """Check-in and no-show: the booking's state changes, with the replica and the audit log kept in step.
 
 A no-show ends the booking's access at the site (its replica entry goes) and frees the room; it stays in
-the database as NO_SHOW for the statistics.
+the database as NO_SHOW for the statistics. Both a check-in and a no-show are queued for the booking system
+(webhook outbox) in the same transaction as the change.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from central.checkin import CheckinRefusal, CheckinRules, is_no_show, refusal, window
-from central.models import Booking, BookingStatus
+from central.models import Booking, BookingStatus, WebhookKind
 from central.replica import parse_ref
 from central.schedules import DEFAULT_TIMEZONE
 from central.services import audit, replica_log
 from central.services.bookings import get_booking
 from central.services.errors import ConflictError
+from central.webhooks.outbox import queue_booking_event
 from protocol import messages as m
 
 SITE_TIME = ZoneInfo(DEFAULT_TIMEZONE)  # times in messages are the torg's wall clock
@@ -54,6 +56,7 @@ def check_in(
         session.flush()
         replica_log.record_booking_change(session, booking.id)
         audit.record(session, actor, "check_in", "booking", booking.id, {"via": via})
+        queue_booking_event(session, WebhookKind.CHECKED_IN, booking, now)
     return booking
 
 
@@ -69,19 +72,32 @@ def sweep_no_shows(session: Session, now: datetime, rules: CheckinRules) -> list
         session.flush()
         replica_log.record_booking_change(session, booking.id)
         audit.record(session, "no-show sweep", "no_show", "booking", booking.id, {})
+        queue_booking_event(session, WebhookKind.NO_SHOW, booking, now)
     return released
+
+
+def _named_on(booking: Booking, person_id: int | None) -> bool:
+    """The person is the booking's holder or one of its co-holders."""
+    if person_id is None:
+        return False
+    return person_id == booking.holder_id or any(p.id == person_id for p in booking.co_holders)
 
 
 def check_in_on_entry(
     session: Session, site_id: int, event: m.AccessEvent, rules: CheckinRules
 ) -> Booking | None:
-    """The holder's first granted entry through the booked room's own door checks the booking in, if the
-    check-in window is open at that moment (the agent's device time); otherwise nothing happens."""
+    """The first granted entry of the holder or a co-holder through the booked room's own door checks the
+    booking in, if the room allows that (`Room.implicit_checkin`) and the check-in window is open at that
+    moment (the agent's device time); otherwise nothing happens."""
     booking_id = parse_ref(event.booking_ref, "b")
     if event.decision is not m.Decision.GRANT or booking_id is None:
         return None
     booking = session.get(Booking, booking_id)
     if booking is None or booking.room.site_id != site_id or booking.room.door is None:
+        return None
+    if not _named_on(booking, parse_ref(event.person_ref, "p")):
+        return None
+    if not booking.room.implicit_checkin:
         return None
     if booking.room.door.slug != event.door or booking.status is not BookingStatus.CONFIRMED:
         return None

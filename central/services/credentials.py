@@ -7,6 +7,7 @@ key), and the PIN only as an argon2 hash. Nothing here returns either hash to a 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from central.services import audit, replica_log
 from central.services.errors import ConflictError, InvalidError, NotFoundError
 from central.services.people import get_person
 from central.services.query import Slice, changed_fields, paginate
+from protocol import messages as m
 
 
 def get_credential(session: Session, credential_id: int) -> Credential:
@@ -190,3 +192,21 @@ def lookup_card(session: Session, uid: str, uid_key: bytes) -> tuple[Credential,
     if credential is None:
         raise NotFoundError("no credential is registered for this card")
     return credential, credential.person
+
+
+def phone_refusal(credentials: Iterable[Credential], now: datetime) -> m.Reason | None:
+    """None if one of the person's phone credentials is usable at `now`, else why none is (the first
+    phone's reason; `unknown_credential` when they have no phone credential at all)."""
+    reasons = []
+    for phone in (c for c in credentials if c.kind is CredentialKind.PHONE):
+        if phone.status is CredentialStatus.REVOKED:
+            reasons.append(m.Reason.CREDENTIAL_REVOKED)
+        elif phone.status is CredentialStatus.BLOCKED:
+            reasons.append(m.Reason.CREDENTIAL_BLOCKED)
+        elif now < phone.valid_from:
+            reasons.append(m.Reason.CREDENTIAL_NOT_YET_VALID)
+        elif phone.valid_until is not None and now >= phone.valid_until:
+            reasons.append(m.Reason.CREDENTIAL_EXPIRED)
+        else:
+            return None
+    return reasons[0] if reasons else m.Reason.UNKNOWN_CREDENTIAL

@@ -20,6 +20,8 @@ What callers must know (the log only sees the state AFTER the change):
   `record_group_change(..., former_member_ids=...)`);
 - a group or credential about to be deleted: call the record function before deleting it (a credential id
   that no longer exists is still recorded, as a remove everywhere);
+- a booking whose holder was replaced or co-holders removed, or a booking about to be deleted: pass the
+  people it no longer names to `record_booking_change(..., former_holder_ids=...)`;
 - a booking moved to a room at another site: the old site learns nothing; its agent drops the booking when it
   ends (bookings are cancelled, not deleted).
 """
@@ -54,6 +56,7 @@ from central.db import utcnow
 from central.models import (
     Base,
     Booking,
+    BookingCoHolder,
     Credential,
     CredentialStatus,
     GroupMember,
@@ -186,19 +189,26 @@ def _eligible_pairs(session: Session, credential_ids: Collection[int], now: date
         .join(Zone, Zone.id == GroupZone.zone_id)
         .where(Credential.id.in_(ids), live)
     )
+    live_booking = (
+        Booking.status.in_(LIVE_BOOKING_STATUSES),
+        Booking.ends_at > now,
+        Booking.starts_at < now + BOOKING_HORIZON,
+    )
     via_bookings = (
         select(Credential.id, Room.site_id)
         .join(Booking, Booking.holder_id == Credential.person_id)
         .join(Room, Room.id == Booking.room_id)
-        .where(
-            Credential.id.in_(ids),
-            live,
-            Booking.status.in_(LIVE_BOOKING_STATUSES),
-            Booking.ends_at > now,
-            Booking.starts_at < now + BOOKING_HORIZON,
-        )
+        .where(Credential.id.in_(ids), live, *live_booking)
     )
-    return {(int(c), int(s)) for c, s in session.execute(union(via_groups, via_bookings))}
+    via_co_holdings = (
+        select(Credential.id, Room.site_id)
+        .join(BookingCoHolder, BookingCoHolder.person_id == Credential.person_id)
+        .join(Booking, Booking.id == BookingCoHolder.booking_id)
+        .join(Room, Room.id == Booking.room_id)
+        .where(Credential.id.in_(ids), live, *live_booking)
+    )
+    found = session.execute(union(via_groups, via_bookings, via_co_holdings))
+    return {(int(c), int(s)) for c, s in found}
 
 
 def record_credential_changes(session: Session, credential_ids: Iterable[int]) -> None:
@@ -230,6 +240,13 @@ def _credentials_of(session: Session, person_ids: Collection[int]) -> list[int]:
     return list(session.execute(stmt).scalars())
 
 
+def _people_of(session: Session, booking_id: int) -> list[int]:
+    """The holder and the co-holders of a booking (person ids, in order), in one query."""
+    holder = select(Booking.holder_id).where(Booking.id == booking_id, Booking.holder_id.is_not(None))
+    co_holders = select(BookingCoHolder.person_id).where(BookingCoHolder.booking_id == booking_id)
+    return sorted(int(p) for p in session.execute(union(holder, co_holders)).scalars())
+
+
 def record_person_change(session: Session, person_id: int) -> None:
     """A person's kind, block, birth year, consent or group memberships changed: all their credentials."""
     record_credential_changes(session, _credentials_of(session, [person_id]))
@@ -243,21 +260,24 @@ def record_group_change(session: Session, group_id: int, *, former_member_ids: I
     record_credential_changes(session, _credentials_of(session, members | set(former_member_ids)))
 
 
-def record_booking_change(session: Session, booking_id: int) -> None:
-    """A booking was created, moved, cancelled or checked in: the booking at its site, and its holder.
+def record_booking_change(
+    session: Session, booking_id: int, *, former_holder_ids: Iterable[int] = ()
+) -> None:
+    """A booking was created, moved, cancelled or checked in, or its people changed: the booking at its
+    site, and the credentials of its holder and co-holders.
 
-    The holder's credentials are logged too, because a live booking puts them into that site's replica;
-    they go first, so this takes the sites' sequence locks in the same order as every other change (a
-    transaction that locked one site and then waits for all of them could deadlock with one doing the
-    opposite).
+    Their credentials are logged because a live booking puts them into that site's replica; pass the people
+    the booking no longer names (a replaced holder, removed co-holders, everyone on a deleted booking) as
+    `former_holder_ids`, so they leave it. The credentials go first, so this takes the sites' sequence locks
+    in the same order as every other change (a transaction that locked one site and then waits for all of
+    them could deadlock with one doing the opposite).
     """
     found = session.execute(
-        select(Room.site_id, Booking.holder_id)
-        .join(Room, Room.id == Booking.room_id)
-        .where(Booking.id == booking_id)
+        select(Room.site_id).join(Booking, Booking.room_id == Room.id).where(Booking.id == booking_id)
     ).first()
-    if found is not None and found[1] is not None:  # first: it locks every site, in site order
-        record_person_change(session, found[1])
+    people = set(former_holder_ids) | set(_people_of(session, booking_id))
+    if people:  # first: it locks every site, in site order
+        record_credential_changes(session, _credentials_of(session, sorted(people)))
     site_ids = [found[0]] if found is not None else _all_site_ids(session)
     ref = booking_ref(booking_id)
     _append(session, {site_id: [(ReplicaOp.UPSERT, None, ref)] for site_id in site_ids})

@@ -3,6 +3,11 @@
 A token is signed with the active key from central.keystore and verified offline by the site agent, so
 central only remembers what it issued (IssuedToken) in order to revoke a token before it expires; the
 gateway publishes the revocation list. The token text itself is returned once and never stored or logged.
+
+A token for a resident's own phone is bound to it: `TokenRequest.holder_key` is the phone's P-256 public key
+(the phone page sends what WebCrypto exports) and goes into the token's cnf claim. The agent then wants a
+fresh signature of the phone with the code (protocol/holder.py) and judges the holder by their own rules;
+`Issued.proof_context` is what the page needs to make those signatures.
 """
 
 from __future__ import annotations
@@ -11,20 +16,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from central.db import utcnow
 from central.keystore import KeystoreError, load_signing_key
-from central.models import Booking, Credential, CredentialKind, CredentialStatus, IssuedToken
+from central.models import Booking, Credential, CredentialKind, CredentialStatus, IssuedToken, Site
 from central.replica import booking_ref, person_ref
 from central.services import audit
 from central.services.errors import ConflictError, InvalidError, NotFoundError, UnavailableError
 from central.services.people import get_person
 from central.services.query import Slice, paginate
 from central.services.sites import door_for_field, get_site, zone_for_field
-from protocol.token import TokenClaims, issue_token
+from protocol.holder import proof_context
+from protocol.token import TokenClaims, compressed_p256, issue_token
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,7 @@ class TokenRequest:
     zones: Sequence[str] = ()
     booking_id: int | None = None
     starts_at: datetime | None = None
+    holder_key: bytes | None = None  # the phone's P-256 public key (33 or 65 bytes): binds the token to it
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,11 @@ class Issued:
     record: IssuedToken
     claims: TokenClaims
     text: str
+
+    @property
+    def proof_context(self) -> bytes | None:
+        """For a phone-bound token, the bytes the phone page signs (with each 30-s step appended)."""
+        return None if self.claims.holder_key is None else proof_context(self.text)
 
 
 def _has_active_phone(session: Session, person_id: int, at: datetime) -> bool:
@@ -63,8 +76,10 @@ def _booking_at_site(session: Session, booking_id: int, site_id: int, person_id:
         raise InvalidError(f"booking {booking_id} does not exist", "booking_id")
     if booking.room.site_id != site_id:
         raise InvalidError(f"booking {booking_id} is for another site", "booking_id")
-    if booking.holder_id != person_id:
-        raise InvalidError(f"booking {booking_id} is not held by person {person_id}", "booking_id")
+    if booking.holder_id != person_id and all(p.id != person_id for p in booking.co_holders):
+        raise InvalidError(
+            f"booking {booking_id} is not held or co-held by person {person_id}", "booking_id"
+        )
     return booking
 
 
@@ -88,14 +103,11 @@ def issue(
         zone_for_field(session, site, slug, f"zones.{index}")
     if not request.doors and not request.zones:
         raise InvalidError("a token must name at least one door or zone", "doors")
+    holder_key = _holder_key(request.holder_key)
     booking = None
     if request.booking_id is not None:
         booking = _booking_at_site(session, request.booking_id, site.id, person.id)
     starts = request.starts_at or now
-    try:
-        key = load_signing_key(data_dir)
-    except KeystoreError as exc:
-        raise UnavailableError(f"phone tokens cannot be signed: {exc}") from None
     claims = TokenClaims(
         issuer=issuer,
         holder=person_ref(person.id),
@@ -105,12 +117,48 @@ def issue(
         doors=tuple(request.doors),
         zones=tuple(request.zones),
         booking=None if booking is None else booking_ref(booking.id),
+        holder_key=holder_key,
     )
-    text = issue_token(claims, key.private_key, key.kid)
-    record = IssuedToken(
-        person=person,
-        site=site,
+    text = sign(claims, data_dir)
+    detail = {"doors": list(request.doors), "zones": list(request.zones), "expires_at": claims.expires}
+    record = remember(
+        session,
+        actor,
+        person.id,
+        site,
+        claims,
+        now,
         booking_id=None if booking is None else booking.id,
+        **detail,
+    )
+    return Issued(record=record, claims=claims, text=text)
+
+
+def sign(claims: TokenClaims, data_dir: Path) -> str:
+    """The token text for `claims`, signed with central's active key; UnavailableError without one."""
+    try:
+        key = load_signing_key(data_dir)
+    except KeystoreError as exc:
+        raise UnavailableError(f"phone tokens cannot be signed: {exc}") from None
+    return issue_token(claims, key.private_key, key.kid)
+
+
+def remember(
+    session: Session,
+    actor: str,
+    person_id: int,
+    site: Site,
+    claims: TokenClaims,
+    now: datetime,
+    *,
+    booking_id: int | None = None,
+    **detail: Any,
+) -> IssuedToken:
+    """Keep what was issued (never the text: only its id, so it can be revoked) and audit it."""
+    record = IssuedToken(
+        person_id=person_id,
+        site=site,
+        booking_id=booking_id,
         token_id=claims.token_id_hex,
         issued_at=now,
         expires_at=claims.expires,
@@ -122,16 +170,24 @@ def issue(
         actor,
         "issue_token",
         "person",
-        person.id,
+        person_id,
         {
             "token_id": claims.token_id_hex,
             "site": site.slug,
-            "doors": list(request.doors),
-            "zones": list(request.zones),
-            "expires_at": claims.expires,
+            **detail,
+            "phone_bound": claims.holder_key is not None,
         },
     )
-    return Issued(record=record, claims=claims, text=text)
+    return record
+
+
+def _holder_key(point: bytes | None) -> bytes | None:
+    if point is None:
+        return None
+    try:
+        return compressed_p256(point)
+    except ValueError as exc:
+        raise InvalidError(str(exc), "holder_key") from None
 
 
 def list_tokens(session: Session, person_id: int, *, limit: int, offset: int) -> Slice[IssuedToken]:

@@ -6,10 +6,10 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from central.api.auth import BookingCaller, Staff
-from central.api.deps import DbSession
+from central.api.deps import AppSettings, DbSession
 from central.api.paging import Page, Paging, page_of
 from central.api.routers.common import (
     MAX_ID,
@@ -24,11 +24,11 @@ from central.api.routers.common import (
     Slug,
     UtcDateTime,
 )
-from central.checkin import CheckinRules
+from central.checkin import checkin_rules
 from central.db import utcnow
 from central.models import Booking, BookingStatus
+from central.services import booking_changes, checkin
 from central.services import bookings as service
-from central.services import checkin
 
 router = APIRouter(prefix="/bookings", tags=["bookings"])
 
@@ -48,12 +48,30 @@ SourceFilter = Annotated[
 Day = Annotated[date, Field(ge=date(2000, 1, 1), le=date(2199, 12, 31))]
 
 
+def _distinct(ids: list[int]) -> list[int]:
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise ValueError(f"names person {', '.join(map(str, repeated))} more than once")
+    return ids
+
+
+CoHolderIds = Annotated[
+    list[Id],
+    Field(
+        max_length=service.MAX_CO_HOLDERS,
+        description="People besides the holder who may open the room and check it in (not extend or end it).",
+    ),
+    AfterValidator(_distinct),
+]
+
+
 class BookingIn(Input):
     site: Slug
     room: Slug
     starts_at: UtcDateTime
     ends_at: UtcDateTime
     holder_id: Id | None = Field(default=None, description="The person who may open the room.")
+    co_holder_ids: CoHolderIds = Field(default_factory=list)
     organisation: Name | None = None
     title: Line = ""
     status: BookingStatus = BookingStatus.CONFIRMED
@@ -69,6 +87,7 @@ class BookingPatch(Patch):
     starts_at: UtcDateTime | None = None
     ends_at: UtcDateTime | None = None
     holder_id: Id | None = None
+    co_holder_ids: CoHolderIds | None = Field(default=None, description="The whole new list ([] for none).")
     organisation: Name | None = None
     title: Line | None = None
     status: BookingStatus | None = None
@@ -86,6 +105,7 @@ class ExternalBookingIn(Input):
     starts_at: UtcDateTime
     ends_at: UtcDateTime
     holder_id: Id | None = None
+    co_holder_ids: CoHolderIds = Field(default_factory=list)
     organisation: Name | None = None
     title: Line = ""
     status: BookingStatus | None = Field(default=None, description="Left out: confirmed when new, else kept.")
@@ -96,6 +116,10 @@ class ExternalRef(Input):
     external_id: Ref
 
 
+class ExtensionIn(Input):
+    ends_at: UtcDateTime = Field(description="The new end (UTC); at most 4 hours after the current end.")
+
+
 class BookingOut(Output):
     id: int
     site: str
@@ -103,6 +127,7 @@ class BookingOut(Output):
     starts_at: datetime
     ends_at: datetime
     holder_id: int | None
+    co_holder_ids: list[int]
     organisation: str | None
     title: str
     status: BookingStatus
@@ -120,6 +145,7 @@ def _booking(booking: Booking) -> BookingOut:
         starts_at=booking.starts_at,
         ends_at=booking.ends_at,
         holder_id=booking.holder_id,
+        co_holder_ids=sorted(p.id for p in booking.co_holders),
         organisation=booking.organisation,
         title=booking.title,
         status=booking.status,
@@ -205,12 +231,36 @@ def cancel_booking(session: DbSession, user: BookingCaller, booking_id: PathId) 
 
 @router.post(
     "/{booking_id}/check-in",
-    summary="Check a booking in (from 15 min before its start to 15 min after; idempotent)",
+    summary="Check a booking in (by default from 15 min before its start to 15 min after; idempotent)",
     responses={409: {"description": "Outside the check-in window, cancelled or released as a no-show"}},
 )
-def check_in_booking(session: DbSession, user: BookingCaller, booking_id: PathId) -> BookingOut:
-    booking = checkin.check_in(session, user.username, booking_id, utcnow(), via="api", rules=CheckinRules())
-    return _booking(booking)
+def check_in_booking(
+    session: DbSession, user: BookingCaller, settings: AppSettings, booking_id: PathId
+) -> BookingOut:
+    rules = checkin_rules(settings)
+    return _booking(checkin.check_in(session, user.username, booking_id, utcnow(), via="api", rules=rules))
+
+
+@router.post(
+    "/{booking_id}/extend",
+    summary="Extend a booking that is not over yet, if the room is free until the new end",
+    responses={409: {"description": "The room is booked in between, or the booking is over or cancelled"}},
+)
+def extend_booking(
+    session: DbSession, user: BookingCaller, booking_id: PathId, body: ExtensionIn
+) -> BookingOut:
+    return _booking(
+        booking_changes.extend_booking(session, user.username, booking_id, body.ends_at, utcnow())
+    )
+
+
+@router.post(
+    "/{booking_id}/end",
+    summary="End a booking that has started now (access ends, the room is free)",
+    responses={409: {"description": "The booking has not started (cancel it instead), or is over"}},
+)
+def end_booking(session: DbSession, user: BookingCaller, booking_id: PathId) -> BookingOut:
+    return _booking(booking_changes.end_booking_early(session, user.username, booking_id, utcnow()))
 
 
 @router.delete("/{booking_id}", status_code=204, summary="Delete a booking entered by mistake")

@@ -36,12 +36,16 @@ class GroupIn(Input):
     name: Name
     description: Text = ""
     any_time: bool = Field(default=False, description="Members may enter at any hour (staff, caretakers).")
+    self_enrolment: bool = Field(
+        default=False, description="Residents who finish self-enrolment become members of this group."
+    )
 
 
 class GroupPatch(Patch):
     name: Name | None = None
     description: Text | None = None
     any_time: bool | None = None
+    self_enrolment: bool | None = None
 
 
 class GroupOut(Output):
@@ -50,6 +54,7 @@ class GroupOut(Output):
     name: str
     description: str
     any_time: bool
+    self_enrolment: bool
     follows_site_hours: bool = Field(
         description="No own intervals: members follow the sites' meråpent hours."
     )

@@ -12,7 +12,9 @@ from central.api.auth import Staff
 from central.api.deps import DbSession
 from central.api.paging import Page, Paging, page_of
 from central.api.routers.common import Email, Input, Name, Output, Patch, PathId, Phone, Ref, SearchText
+from central.db import utcnow
 from central.models import Person, PersonKind
+from central.services import enrolment
 from central.services import groups as groups_service
 from central.services import people as service
 
@@ -56,6 +58,8 @@ class PersonOut(Output):
     organisation: str | None
     birth_year: int | None
     guardian_consent: bool
+    guardian_consent_at: datetime | None
+    guardian_consent_by: str | None
     blocked: bool
     external_ref: str | None
     created_at: datetime
@@ -121,3 +125,15 @@ class GroupRef(Output):
 @router.get("/{person_id}/groups", summary="The access groups a person belongs to")
 def person_groups(session: DbSession, _: Staff, person_id: PathId) -> list[GroupRef]:
     return [GroupRef.model_validate(g) for g in groups_service.person_groups(session, person_id)]
+
+
+@router.post("/{person_id}/guardian-consent", summary="Record that a guardian consented (minors)")
+def record_guardian_consent(session: DbSession, user: Staff, person_id: PathId) -> PersonOut:
+    """A parent or guardian agreed, in person: the minor's credentials open doors from the next replica delta.
+    The time and the API user who recorded it are kept (and audited)."""
+    return person_out(enrolment.record_guardian_consent(session, user.username, person_id, utcnow()))
+
+
+@router.delete("/{person_id}/guardian-consent", summary="Withdraw a guardian's consent")
+def withdraw_guardian_consent(session: DbSession, user: Staff, person_id: PathId) -> PersonOut:
+    return person_out(enrolment.withdraw_guardian_consent(session, user.username, person_id, utcnow()))

@@ -33,6 +33,7 @@ from central.models import Door, DoorKind, LockType, OpeningException, Room, Sit
 from central.schedules import DEFAULT_TIMEZONE, ExceptionKind, HoursKind, WeeklyHours
 from central.services import hours as hours_service
 from central.services import sites as service
+from central.services.enrolment import check_age_limits
 
 router = APIRouter(prefix="/sites", tags=["sites"])
 
@@ -53,6 +54,10 @@ TimeZone = Annotated[
     AfterValidator(_zone_name),
 ]
 Day = Annotated[date, Field(ge=date(2000, 1, 1), le=date(2199, 12, 31))]
+MinAge = Annotated[int, Field(ge=0, le=100, description="Younger needs a guardian's recorded consent.")]
+MinAgeWithConsent = Annotated[
+    int, Field(ge=0, le=100, description="Younger cannot sign up alone, not even with consent (≤ min_age).")
+]
 
 
 # --- sites ------------------------------------------------------------------------------------------------
@@ -68,6 +73,8 @@ class SiteIn(Input):
     caretaker_phone: Phone | None = None
     help_text_nb: Text = ""
     help_text_en: Text = ""
+    min_age: MinAge = 18
+    min_age_with_consent: MinAgeWithConsent = 15
 
 
 class SitePatch(Patch):
@@ -81,6 +88,8 @@ class SitePatch(Patch):
     caretaker_phone: Phone | None = None
     help_text_nb: Text | None = None
     help_text_en: Text | None = None
+    min_age: MinAge | None = None
+    min_age_with_consent: MinAgeWithConsent | None = None
 
 
 class SiteOut(Output):
@@ -94,6 +103,8 @@ class SiteOut(Output):
     caretaker_phone: str | None
     help_text_nb: str
     help_text_en: str
+    min_age: int
+    min_age_with_consent: int
     created_at: datetime
 
 
@@ -111,6 +122,7 @@ def list_sites(
 @router.post("", status_code=201, summary="Create a site")
 def create_site(session: DbSession, user: Admin, body: SiteIn, response: Response) -> SiteOut:
     site = service.create_site(session, user.username, body.model_dump())
+    check_age_limits(site)
     response.headers["Location"] = f"/sites/{site.slug}"
     return _site(site)
 
@@ -122,7 +134,7 @@ def get_site(session: DbSession, _: Staff, site: PathSlug) -> SiteOut:
 
 @router.patch("/{site}", summary="Change a site (its slug is fixed)")
 def update_site(session: DbSession, user: Admin, site: PathSlug, body: SitePatch) -> SiteOut:
-    return _site(service.update_site(session, user.username, site, set_fields(body)))
+    return _site(check_age_limits(service.update_site(session, user.username, site, set_fields(body))))
 
 
 @router.delete("/{site}", status_code=204, summary="Delete a site with no history")
@@ -267,6 +279,7 @@ class RoomIn(Input):
     door: Slug | None = Field(default=None, description="The room's own door, if it has one.")
     capacity: Capacity = 0
     calendar_resource: Ref | None = Field(default=None, description="The room's id in the booking system.")
+    implicit_checkin: bool = Field(default=True, description="The holder's entry checks the booking in.")
 
 
 class RoomPatch(Patch):
@@ -277,6 +290,7 @@ class RoomPatch(Patch):
     door: Slug | None = None
     capacity: Capacity | None = None
     calendar_resource: Ref | None = None
+    implicit_checkin: bool | None = None
 
 
 class RoomOut(Output):
@@ -287,6 +301,7 @@ class RoomOut(Output):
     door: str | None
     capacity: int
     calendar_resource: str | None
+    implicit_checkin: bool
 
 
 def _room(room: Room) -> RoomOut:
@@ -298,6 +313,7 @@ def _room(room: Room) -> RoomOut:
         door=room.door.slug if room.door is not None else None,
         capacity=room.capacity,
         calendar_resource=room.calendar_resource,
+        implicit_checkin=room.implicit_checkin,
     )
 
 

@@ -1,4 +1,8 @@
-"""Phone tokens: issue a signed QR token for a person (shown once), list what was issued, revoke one."""
+"""Phone tokens: issue a signed QR token for a person (shown once), list what was issued, revoke one.
+
+With `holder_key` (the phone's P-256 public key) the token is bound to that phone; the response then also
+carries `proof_context`, what the phone signs with each 30-second step (see protocol/holder.py).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from central.api.paging import Page, Paging, page_of
 from central.api.routers.common import TOKEN_ID_PATTERN, Id, Input, Output, PathId, Slug, UtcDateTime
 from central.models import IssuedToken
 from central.services import tokens as service
+from central.services.errors import InvalidError
+from protocol.keys import b64url_decode, b64url_encode
 from protocol.token import MAX_TARGETS
 
 router = APIRouter(tags=["phone tokens"])
@@ -29,6 +35,12 @@ class TokenIn(Input):
     minutes: int = Field(ge=1, le=MAX_MINUTES, description="How long the token is valid.")
     starts_at: UtcDateTime | None = Field(default=None, description="Valid from (default: now).")
     booking_id: Id | None = Field(default=None, description="The booking the visit is for, if any.")
+    holder_key: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Binds the token to a phone: its ECDSA P-256 public key, the raw point WebCrypto exports "
+        "(65 bytes, or 33 compressed) as unpadded base64url.",
+    )
 
 
 class IssuedTokenOut(Output):
@@ -47,6 +59,11 @@ class NewTokenOut(IssuedTokenOut):
     doors: list[str]
     zones: list[str]
     qr_svg: str | None = Field(default=None, description="The QR code as an SVG data URI (with ?qr=true).")
+    proof_context: str | None = Field(
+        default=None,
+        description="Phone-bound tokens only: base64url of the bytes the phone signs, with the 30-second "
+        "time step appended as 8 bytes big-endian, to show the code at a door.",
+    )
 
 
 def _issued(record: IssuedToken) -> IssuedTokenOut:
@@ -78,6 +95,7 @@ def issue_token(
         zones=body.zones,
         booking_id=body.booking_id,
         starts_at=body.starts_at,
+        holder_key=_point(body.holder_key),
     )
     issued = service.issue(
         session, user.username, person_id, request, data_dir=settings.data_dir, issuer=settings.token_issuer
@@ -90,7 +108,17 @@ def issue_token(
         doors=list(issued.claims.doors),
         zones=list(issued.claims.zones),
         qr_svg=segno.make(issued.text, error="m").svg_data_uri(scale=4) if qr else None,
+        proof_context=None if issued.proof_context is None else b64url_encode(issued.proof_context),
     )
+
+
+def _point(text: str | None) -> bytes | None:
+    if text is None:
+        return None
+    try:
+        return b64url_decode(text)
+    except ValueError:
+        raise InvalidError("holder_key must be unpadded base64url", "holder_key") from None
 
 
 @router.get("/people/{person_id}/tokens", summary="Tokens issued to a person, newest first")
