@@ -1,60 +1,81 @@
-"""The one translation catalogue: every text a resident or caretaker reads, Norwegian bokmål first, English.
+"""The one translation catalogue: every text a resident or caretaker reads, in the languages of Asker.
 
-Texts live in protocol/catalogue.toml as ``[key]`` tables with ``nb`` and ``en`` strings, so a translator
-edits one file and a test proves every key has both languages and every placeholder matches. It sits in
-protocol/ because the phone pages (central), the kiosk and the agent's reader displays all show the same words
-for the same things (a deny reason reads the same at the door, on the phone and at the kiosk).
+Texts are gettext catalogues, one per language: protocol/locale/<lang>/LC_MESSAGES/meraapent.po, read with
+Babel, so translators use the tools they know (Poedit, Weblate). The msgid is a stable dotted key
+("kiosk.home.tap_card"), never the Norwegian sentence, so fixing a bokmål typo does not orphan the other
+languages. It sits in protocol/ because the phone pages (central), the kiosk and the agent's reader displays
+all show the same words for the same things (a deny reason reads the same at the door, on the phone and at
+the kiosk).
 
-`text(key, lang, **values)` formats with str.format; an unknown key is a programming error (KeyError), an
-unknown language falls back to bokmål.
+Bokmål is the source and must have every key; English too (the phone pages offer both). The other languages
+may lag behind: a missing or empty text falls back to bokmål, and tests/test_i18n.py says which keys must be
+complete everywhere (the kiosk's). `text(key, lang, **values)` formats with str.format; an unknown key is a
+programming error (KeyError), an unknown language falls back to bokmål.
 """
 
 from __future__ import annotations
 
 import string
-import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Final
 
-LANGUAGES: Final = ("nb", "en")
+from babel.messages.pofile import read_po
+
 DEFAULT_LANGUAGE: Final = "nb"
-LANGUAGE_NAMES: Final = {"nb": "Norsk (bokmål)", "en": "English"}
+# In the order the language choosers show them; each by its own name.
+LANGUAGE_NAMES: Final = {
+    "nb": "Norsk (bokmål)",
+    "nn": "Norsk (nynorsk)",
+    "en": "English",
+    "ar": "العربية",
+    "pl": "Polski",
+    "uk": "Українська",
+    "so": "Soomaali",
+}
+LANGUAGES: Final = tuple(LANGUAGE_NAMES)
+COMPLETE_LANGUAGES: Final = ("nb", "en")  # every key in these; the phone pages offer exactly these
+RIGHT_TO_LEFT: Final = frozenset({"ar"})
+DOMAIN: Final = "meraapent"
 
 
 class CatalogueError(ValueError):
-    """The catalogue file is broken: a key without a language, or placeholders that differ."""
+    """A catalogue file is broken: a key missing in a complete language, or placeholders that differ."""
 
 
 @cache
 def catalogue() -> Mapping[str, Mapping[str, str]]:
-    """All texts by key, then language; loaded and checked once."""
-    raw = tomllib.loads(resources.files("protocol").joinpath("catalogue.toml").read_text("utf-8"))
-    entries = dict(_flatten(raw))
+    """All texts by key, then language (only languages that have the text); loaded and checked once."""
+    entries: dict[str, dict[str, str]] = {}
+    for lang in LANGUAGES:
+        for key, value in _read(lang).items():
+            entries.setdefault(key, {})[lang] = value
     for key, entry in entries.items():
         check_entry(key, entry)
     return entries
 
 
-def _flatten(table: Mapping[str, object], prefix: str = "") -> Iterable[tuple[str, dict[str, str]]]:
-    """Dotted keys: a table holding language strings is an entry, any other table a section."""
-    for name, value in table.items():
-        if not isinstance(value, dict):
-            raise CatalogueError(f"catalogue: {prefix}{name} must be a table")
-        if all(isinstance(v, str) for v in value.values()):
-            yield f"{prefix}{name}", value
-        else:
-            yield from _flatten(value, f"{prefix}{name}.")
+def _read(lang: str) -> dict[str, str]:
+    source = resources.files("protocol").joinpath("locale", lang, "LC_MESSAGES", f"{DOMAIN}.po")
+    if not source.is_file():
+        return {}
+    with source.open("rb") as fh:
+        po = read_po(fh, locale=lang, domain=DOMAIN)
+    return {str(m.id): str(m.string) for m in po if m.id and isinstance(m.string, str) and m.string}
 
 
 def check_entry(key: str, entry: Mapping[str, str]) -> None:
-    missing = [lang for lang in LANGUAGES if not entry.get(lang)]
+    missing = [lang for lang in COMPLETE_LANGUAGES if not entry.get(lang)]
     if missing:
         raise CatalogueError(f"catalogue: {key} has no text in {', '.join(missing)}")
-    fields = {lang: placeholders(entry[lang]) for lang in LANGUAGES}
-    if len({frozenset(f) for f in fields.values()}) != 1:
-        raise CatalogueError(f"catalogue: {key} has different placeholders per language: {fields}")
+    expected = placeholders(entry[DEFAULT_LANGUAGE])
+    for lang, value in entry.items():
+        if placeholders(value) != expected:
+            raise CatalogueError(
+                f"catalogue: {key} in {lang} has placeholders {sorted(placeholders(value))}, "
+                f"bokmål has {sorted(expected)}"
+            )
 
 
 def placeholders(template: str) -> set[str]:
@@ -63,22 +84,30 @@ def placeholders(template: str) -> set[str]:
 
 def language(candidate: str | None) -> str:
     """`candidate` if we have texts in it, else bokmål."""
-    return candidate if candidate in LANGUAGES else DEFAULT_LANGUAGE
+    return candidate if candidate in LANGUAGE_NAMES else DEFAULT_LANGUAGE
 
 
-def from_accept_language(header: str | None) -> str:
-    """The first language of an Accept-Language header we speak (nb, nn and no read bokmål), else bokmål."""
+def direction(lang: str) -> str:
+    """"rtl" for a right-to-left language (Arabic), else "ltr"."""
+    return "rtl" if lang in RIGHT_TO_LEFT else "ltr"
+
+
+def from_accept_language(header: str | None, offered: tuple[str, ...] = COMPLETE_LANGUAGES) -> str:
+    """The first language of an Accept-Language header that is `offered` (nb, nn and no read bokmål when
+    nynorsk is not offered), else bokmål."""
     for part in (header or "").split(","):
-        tag = part.split(";")[0].strip().lower()
-        primary = tag.split("-")[0]
-        if primary in ("nb", "nn", "no"):
-            return "nb"
-        if primary == "en":
-            return "en"
+        primary = part.split(";")[0].strip().lower().split("-")[0]
+        if primary in ("nn", "no") and "nn" not in offered:
+            primary = "nb"
+        if primary == "no":
+            primary = "nb"
+        if primary in offered:
+            return primary
     return DEFAULT_LANGUAGE
 
 
 def text(key: str, lang: str, /, **values: object) -> str:
-    """The text for `key` in `lang` (bokmål if `lang` is not one we have), filled with `values`."""
-    template = catalogue()[key][language(lang)]
+    """The text for `key` in `lang` (bokmål where `lang` has none), filled with `values`."""
+    entry = catalogue()[key]
+    template = entry.get(language(lang)) or entry[DEFAULT_LANGUAGE]
     return template.format(**values) if values else template

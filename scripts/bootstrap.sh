@@ -13,7 +13,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 VENV=.venv
 STAMP="$VENV/.installed-stamp"
-PACKAGES=(mosquitto mosquitto-clients pcscd vsmartcard-vpcd libpcsclite-dev swig gcc postgresql make chromium)
+PACKAGES=(mosquitto mosquitto-clients pcscd vsmartcard-vpcd libpcsclite-dev swig gcc postgresql make chromium tmux)
 
 say() { printf 'bootstrap: %s\n' "$*"; }
 die() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +9,6 @@ import pytest
 
 from central.db import session_factory, session_scope
 from central.models import Person, PersonKind
-from protocol import i18n
 from tests.test_api_support import Api, make_api, problem
 from tests.web_support import TEST_CSRF, sign_in_as
 
@@ -83,36 +81,3 @@ def test_signing_out_needs_the_sessions_csrf_token(api: Api) -> None:
     out = api.client.post("/min-nokkel/logg-ut", data={"csrf": TEST_CSRF}, follow_redirects=False)
     assert out.status_code == 303
     assert "Logg inn" in api.client.get("/min-nokkel/").text
-
-
-# --- the catalogue -----------------------------------------------------------------------------------------
-
-
-def test_every_catalogue_text_exists_in_bokmal_and_english_with_the_same_placeholders() -> None:
-    entries = i18n.catalogue()
-    assert entries, "the catalogue is empty"
-    for key, entry in entries.items():
-        assert set(entry) == set(i18n.LANGUAGES), key
-        assert i18n.placeholders(entry["nb"]) == i18n.placeholders(entry["en"]), key
-
-
-def test_a_broken_entry_is_refused_with_its_key() -> None:
-    with pytest.raises(i18n.CatalogueError, match=r"door\.open has no text in en"):
-        i18n.check_entry("door.open", {"nb": "Åpne"})
-    with pytest.raises(i18n.CatalogueError, match="different placeholders"):
-        i18n.check_entry("door.until", {"nb": "Åpen til {time}", "en": "Open until {tid}"})
-
-
-def test_every_text_key_used_in_templates_and_code_is_in_the_catalogue() -> None:
-    used: set[str] = set()
-    pattern = re.compile(r"""\b(?:t|text|message_page\([^,]+,)\(?\s*["']([a-z_]+(?:\.[a-z_0-9]+)+)["']""")
-    for path in [*ROOT.glob("central/web/**/*.html"), *ROOT.glob("central/web/**/*.py")]:
-        used.update(pattern.findall(path.read_text("utf-8")))
-    assert used, "no keys found: the pattern is wrong"
-    assert used - set(i18n.catalogue()) == set()
-
-
-def test_an_unknown_language_falls_back_to_bokmal() -> None:
-    assert i18n.text("landing.sign_in", "de") == "Logg inn"
-    assert i18n.from_accept_language("de-DE,en;q=0.5") == "en"
-    assert i18n.from_accept_language(None) == "nb"

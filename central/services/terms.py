@@ -40,7 +40,7 @@ def versions(directory: Path = TERMS_DIR) -> tuple[str, ...]:
         match = _FILE.fullmatch(path.name)
         if match:
             found.setdefault(int(match["n"]), set()).add(match["lang"])
-    complete = sorted(n for n, langs in found.items() if set(i18n.LANGUAGES) <= langs)
+    complete = sorted(n for n, langs in found.items() if set(i18n.COMPLETE_LANGUAGES) <= langs)
     return tuple(f"v{n}" for n in complete)
 
 
@@ -52,7 +52,8 @@ def current_version(directory: Path = TERMS_DIR) -> str:
 
 
 def terms_markdown(version: str, lang: str, directory: Path = TERMS_DIR) -> str:
-    path = directory / f"{version}.{i18n.language(lang)}.md"
+    lang = lang if lang in i18n.COMPLETE_LANGUAGES else i18n.DEFAULT_LANGUAGE
+    path = directory / f"{version}.{lang}.md"
     if version not in versions(directory) or not path.is_file():
         raise TermsError(f"the meråpent agreement has no version {version!r}")
     return path.read_text("utf-8")

@@ -49,7 +49,7 @@ Now = Annotated[datetime, Depends(request_now)]
 def page_language(request: Request) -> str:
     """The resident's choice (cookie), else what the browser asks for, else bokmål."""
     chosen = request.cookies.get(LANG_COOKIE)
-    if chosen in i18n.LANGUAGES:
+    if chosen in i18n.COMPLETE_LANGUAGES:
         return chosen
     return i18n.from_accept_language(request.headers.get("accept-language"))
 
@@ -70,7 +70,7 @@ def render(
     values: dict[str, Any] = {
         "lang": lang,
         "t": translator(lang),
-        "languages": i18n.LANGUAGE_NAMES,
+        "languages": {code: i18n.LANGUAGE_NAMES[code] for code in i18n.COMPLETE_LANGUAGES},
         "csrf": csrf_token(request),
         "person": None,
         "prefix": PREFIX,
