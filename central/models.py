@@ -482,6 +482,8 @@ class Booking(Base):
     # The end the booking system (feed or integration) last sent. An extension or early end made here
     # changes ends_at only, so a re-import that still says the same end leaves it alone (see upsert_external).
     source_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Typed at the site's kiosk to check in; unique among the site's live bookings (services/bookings.py).
+    checkin_code: Mapped[str | None] = mapped_column(String(6), index=True)
     created_at: Mapped[datetime] = _created_at()
 
     room: Mapped[Room] = relationship()

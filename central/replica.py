@@ -358,6 +358,9 @@ _BOOKING_COLUMNS = (
     Booking.ends_at,
     Booking.status,
     Booking.title,
+    Booking.checkin_code,
+    Booking.organisation,
+    Person.display_name,  # of the holder (outer join): only the first name leaves central
 )
 
 
@@ -377,9 +380,18 @@ def _co_holders(session: Session, booking_ids: Collection[int]) -> dict[int, lis
     return found
 
 
+def shown_as(organisation: str | None, holder_name: str | None) -> str:
+    """Who booked, as anyone at the torg may read it on the kiosk: the organisation if the booking has one,
+    else the holder's first name; never more."""
+    if organisation and organisation.strip():
+        return " ".join(organisation.split())[:120]
+    words = (holder_name or "").split()
+    return words[0][:120] if words else ""
+
+
 def _booking(row: Sequence[Any], co_holders: Sequence[int] = ()) -> m.Booking:
     """The wire booking; `holders` names the holder first, then the co-holders (each person once)."""
-    bid, room, holder, starts, ends, status, title = row
+    bid, room, holder, starts, ends, status, title, code, organisation, holder_name = row
     people = ([] if holder is None else [holder]) + [p for p in co_holders if p != holder]
     return m.Booking(
         ref=booking_ref(bid),
@@ -389,6 +401,8 @@ def _booking(row: Sequence[Any], co_holders: Sequence[int] = ()) -> m.Booking:
         ends_at=ends,
         status=_BOOKING_STATUS[status],
         title=title or "",
+        code=code,
+        shown_as=shown_as(organisation, holder_name),
     )
 
 
@@ -401,6 +415,7 @@ def site_bookings(
         stmt = (
             select(*_BOOKING_COLUMNS)
             .join(Room, Room.id == Booking.room_id)
+            .outerjoin(Person, Person.id == Booking.holder_id)
             .where(*_live_booking_conditions(scope))
         )
         if chunk is not None:
@@ -421,6 +436,7 @@ def bookings_at_sites(
         stmt = (
             select(Room.site_id, *_BOOKING_COLUMNS)
             .join(Room, Room.id == Booking.room_id)
+            .outerjoin(Person, Person.id == Booking.holder_id)
             .where(Booking.id.in_(chunk or []), *_live_booking_window(now))
         )
         rows.extend(connection.execute(stmt).all())

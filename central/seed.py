@@ -42,6 +42,7 @@ from central.models import (
 )
 from central.schedules import DEFAULT_TIMEZONE
 from central.security import card_uid_hash, hash_pin, new_api_token
+from central.services.bookings import new_checkin_code
 
 DEMO_PIN = "1234"
 DEMO_SOURCE = "demo"
@@ -437,7 +438,7 @@ class _Seeder:
         ).one_or_none()
         if room is None:  # an administrator removed the room: nothing to book
             return
-        self.get_or_create(
+        booking = self.get_or_create(
             Booking,
             {
                 "source": DEMO_SOURCE,
@@ -450,6 +451,8 @@ class _Seeder:
             starts_at=_oslo_to_utc(day, spec.starts),
             ends_at=_oslo_to_utc(day, spec.ends),
         )
+        if booking.checkin_code is None:  # typed at the kiosk, like the code of any booking
+            booking.checkin_code = new_checkin_code(self.session, room.site_id, datetime.now(UTC))
 
     def admin_user(self) -> None:
         """Create the admin API user once; its token is written to a 0600 file and never logged."""

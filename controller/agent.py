@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +39,7 @@ from controller.inputs import (
     Signal,
 )
 from controller.journal import Journal, JournalError, JournalFull
+from controller.kiosk_desk import Answer, CheckIn, CheckinRules, DeskContext, KioskDesk
 from controller.outbox import Outbox
 from controller.reception import (
     CardLocked,
@@ -50,6 +52,7 @@ from controller.reception import (
     Result,
 )
 from controller.replica import DeltaResult, Replica, ReplicaError
+from protocol import kiosk as k
 from protocol import messages as m
 from protocol.keys import KeySetError, PublicKeySet
 
@@ -141,6 +144,8 @@ class AgentSettings:
     uid_hash_key: bytes = field(repr=False)
     clock_policy: ClockPolicy = ClockPolicy.STAFF_ONLY
     journal_max_bytes: int = 256 * 1024 * 1024
+    kiosk_session_seconds: float = 120.0
+    checkin_rules: CheckinRules = field(default_factory=CheckinRules)
 
 
 class Agent:
@@ -190,6 +195,12 @@ class Agent:
         self.view: SiteView | None = None
         self.site_machine: s.SiteMachine | None = None
         self._site_layout: tuple[list[str], list[str]] | None = None
+        self.desk = KioskDesk(
+            settings.uid_hash_key,
+            rules=settings.checkin_rules,
+            session_seconds=settings.kiosk_session_seconds,
+        )
+        self.closing_warned_for: datetime | None = None  # the closing the last closing warning was about
         now = clock.monotonic()
         self.doors = {slug: d.DoorMachine(d.DoorSettings(slug=slug), now) for slug in doors}
         for slug in doors:
@@ -519,7 +530,10 @@ class Agent:
         now = self.clock.now()
         opening = self.view.calendar.opening(now)
         closes_at = opening.closes_at if opening else None
-        self._site_outputs(self.site_machine.tick(now, closes_at, opening is not None))
+        outputs = self.site_machine.tick(now, closes_at, opening is not None)
+        if any(isinstance(output, s.ClosingWarning) for output in outputs):
+            self.closing_warned_for = closes_at  # the kiosk counts down from here
+        self._site_outputs(outputs)
 
     def _site_outputs(self, outputs: Iterable[s.SiteOutput]) -> None:
         now = self.clock.now()
@@ -649,6 +663,71 @@ class Agent:
             deny_reason=deny_reason,
         )
         self.link.publish_command_result(result)
+
+    # --- the kiosk ------------------------------------------------------------------------------------------
+
+    def ask_kiosk(self, request: k.Request, timeout: float = 5.0) -> k.KioskReply:
+        """Thread-safe: the kiosk's request answered on the agent's thread (the kiosk server calls this).
+        Raises TimeoutError when the agent does not get to it in time, or what answering it raised."""
+        answer: Future[k.KioskReply] = Future()
+
+        def work() -> None:
+            if not answer.set_running_or_notify_cancel():
+                return  # the kiosk gave up waiting: do nothing it would not hear of
+            try:
+                answer.set_result(self.kiosk(request))
+            except BaseException as exc:
+                answer.set_exception(exc)
+                raise
+
+        self.submit(work)
+        try:
+            return answer.result(timeout)
+        except TimeoutError:
+            answer.cancel()
+            raise
+
+    def kiosk(self, request: k.Request) -> k.KioskReply:
+        """Answer a kiosk request from the replica; a check-in, extension or end is journaled for central
+        first and then applied to the replica, so the doors follow it at once."""
+        now = self.clock.now()
+        context = DeskContext(
+            config=self.replica.config(),
+            view=self.view,
+            keys=self.reception.keys,
+            replica=self.replica,
+            now=now,
+            mono=self.clock.monotonic(),
+            clock_trusted=self._clock_trusted(now),
+            central_online=self.link is not None and self.link.connected,
+            closing_warned_for=self.closing_warned_for,
+        )
+        answer = self.desk.answer(request, context)
+        self._kiosk_effect(answer, now)
+        outcome = getattr(answer.reply, "outcome", None)
+        log.info("agent.kiosk", request=type(request).__name__, outcome=getattr(outcome, "value", None))
+        return answer.reply
+
+    def _kiosk_effect(self, answer: Answer, now: datetime) -> None:
+        effect = answer.effect
+        if effect is None:
+            return
+        event: m.KioskEvent
+        if isinstance(effect, CheckIn):
+            event = self.journal.booking_check_in(
+                now, booking=effect.booking.ref, method=effect.method, person=effect.person
+            )
+        else:
+            event = self.journal.booking_change(
+                now,
+                booking=effect.booking.ref,
+                change=effect.change,
+                ends_at=effect.booking.ends_at,
+                person=effect.person,
+            )
+        self.replica.put_booking(effect.booking)
+        log.info("agent.kiosk_booking", booking=effect.booking.ref, event_id=str(event.event_id))
+        self.outbox.publish(event)
 
     # --- events: journal first, then publish ----------------------------------------------------------------
 

@@ -261,12 +261,27 @@ class OsdpSettings(_Section, frozen=True):
     install_mode: bool = False
 
 
+UNIX_SOCKET_PATH_MAX = 107  # bytes: sun_path holds 108 with the terminating NUL
+
+
+class KioskSettings(_Section, frozen=True):
+    """The torg's kiosk talks to this agent over a Unix socket (protocol/kiosk.py); whoever may open the
+    socket file (mode 0660: the agent's user and group) may check bookings in. No [kiosk] table: no kiosk.
+    The check-in window must be central's (MERAAPENT_CHECKIN_OPENS/CLOSES_MINUTES)."""
+
+    socket: Path = Path("/run/meraapent/kiosk.sock")
+    session_seconds: Annotated[int, Meta(ge=10, le=3600)] = 120
+    checkin_opens_minutes: Annotated[int, Meta(ge=0, le=24 * 60)] = 15
+    checkin_closes_minutes: Annotated[int, Meta(ge=0, le=24 * 60)] = 15
+
+
 class AgentConfig(_Section, frozen=True):
     agent: AgentSettings
     mqtt: MqttSettings
     doors: tuple[DoorHardware, ...]
     site: SiteHardware = SiteHardware()
     osdp: OsdpSettings | None = None
+    kiosk: KioskSettings | None = None
 
     def osdp_addresses(self) -> dict[str, int]:
         """The doors with an OSDP reader: door slug -> the reader's bus address."""
@@ -363,7 +378,9 @@ def _resolve_paths(config: AgentConfig, base: Path) -> AgentConfig:
     mqtt = msgspec.structs.replace(q, password_file=rel_opt(q.password_file), tls=tls)
     o = config.osdp
     osdp = None if o is None else msgspec.structs.replace(o, key_file=rel(o.key_file))
-    return msgspec.structs.replace(config, agent=agent, mqtt=mqtt, osdp=osdp)
+    kk = config.kiosk
+    kiosk = None if kk is None else msgspec.structs.replace(kk, socket=rel(kk.socket))
+    return msgspec.structs.replace(config, agent=agent, mqtt=mqtt, osdp=osdp, kiosk=kiosk)
 
 
 def _check(config: AgentConfig, check_files: bool) -> None:
@@ -380,6 +397,11 @@ def _check(config: AgentConfig, check_files: bool) -> None:
     if q.password_file is not None and q.username is None:
         raise _KeyProblemError("mqtt.username", "is required when mqtt.password_file is set")
     _check_osdp(config)
+    if config.kiosk is not None and len(bytes(config.kiosk.socket)) > UNIX_SOCKET_PATH_MAX:
+        raise _KeyProblemError(
+            "kiosk.socket",
+            f"a Unix socket path has at most {UNIX_SOCKET_PATH_MAX} bytes; choose a shorter one",
+        )
     if check_files:
         _check_files(config)
 

@@ -49,8 +49,17 @@ CREATE TABLE event (
 """
 
 AgentEvent = m.JournaledEvent
-E = TypeVar("E", m.AccessEvent, m.AlarmEvent, m.SystemEvent, m.CardEnrolment)
-_EVENT_TYPES: Final = (m.AccessEvent, m.AlarmEvent, m.SystemEvent, m.CardEnrolment)
+E = TypeVar(
+    "E", m.AccessEvent, m.AlarmEvent, m.SystemEvent, m.CardEnrolment, m.BookingCheckIn, m.BookingChange
+)
+_EVENT_TYPES: Final = (
+    m.AccessEvent,
+    m.AlarmEvent,
+    m.SystemEvent,
+    m.CardEnrolment,
+    m.BookingCheckIn,
+    m.BookingChange,
+)
 
 
 class JournalError(Exception):
@@ -245,6 +254,47 @@ class Journal:
                 door=door,
                 code=code,
                 uid_hash=uid_hash,
+            )
+        )
+
+    def booking_check_in(
+        self, device_time: datetime, *, booking: str, method: m.CheckInVia, person: str | None = None
+    ) -> m.BookingCheckIn:
+        """Record a booking checked in at the kiosk (central checks it in as of `device_time`)."""
+        return self.record(
+            lambda s: m.BookingCheckIn(
+                event_id=s.event_id,
+                site=s.site,
+                agent=s.agent,
+                seq=s.seq,
+                device_time=device_time,
+                booking=booking,
+                method=method,
+                person=person,
+            )
+        )
+
+    def booking_change(
+        self,
+        device_time: datetime,
+        *,
+        booking: str,
+        change: m.BookingChangeKind,
+        ends_at: datetime,
+        person: str | None = None,
+    ) -> m.BookingChange:
+        """Record a booking extended or ended early at the kiosk, with its new end."""
+        return self.record(
+            lambda s: m.BookingChange(
+                event_id=s.event_id,
+                site=s.site,
+                agent=s.agent,
+                seq=s.seq,
+                device_time=device_time,
+                booking=booking,
+                change=change,
+                ends_at=ends_at,
+                person=person,
             )
         )
 

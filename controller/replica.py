@@ -249,6 +249,26 @@ class Replica:
             ).fetchall()
         return [self._booking(row[0]) for row in rows]
 
+    def booking(self, ref: str) -> m.Booking | None:
+        with self._lock:
+            row = self._db.execute("SELECT data FROM booking WHERE ref = ?", (ref,)).fetchone()
+        return None if row is None else self._booking(row[0])
+
+    def bookings_between(self, start: datetime, end: datetime) -> list[m.Booking]:
+        """Every room's bookings overlapping [start, end), earliest first (the kiosk finds a code here)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT data FROM booking WHERE starts_at < ? AND ends_at > ? ORDER BY starts_at, ref",
+                (micros(end), micros(start)),
+            ).fetchall()
+        return [self._booking(row[0]) for row in rows]
+
+    def put_booking(self, booking: m.Booking) -> None:
+        """The agent's own change to one booking (checked in, extended or ended at the kiosk), in force at
+        once; the replica's seq stays, so central's next delta or snapshot has the last word."""
+        with self._lock, self._transaction():
+            self._upsert_bookings([booking])
+
     def _credential(self, data: bytes) -> m.Credential:
         try:
             return _credential_decoder.decode(data)

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from types import FrameType
 
 import structlog
@@ -23,6 +24,8 @@ from controller.config import AgentConfig
 from controller.decide import ClockPolicy
 from controller.hardware import Hardware, HardwareError
 from controller.journal import JournalError
+from controller.kiosk_desk import CheckinRules
+from controller.kiosk_server import KioskServer
 from controller.link import AgentLink, StatusReport
 from controller.replica import ReplicaError
 
@@ -36,9 +39,12 @@ class RunningAgent:
     agent: Agent
     hardware: Hardware
     link: AgentLink
+    kiosk: KioskServer | None = None
 
     def close(self) -> None:
         """Inputs first, so nothing new arrives; then MQTT (offline status); then the locks, safely."""
+        if self.kiosk is not None:
+            self.kiosk.stop()
         self.hardware.stop_inputs()
         self.link.stop()
         self.agent.close()
@@ -47,7 +53,7 @@ class RunningAgent:
 
 def agent_settings(config: AgentConfig) -> AgentSettings:
     a = config.agent
-    return AgentSettings(
+    settings = AgentSettings(
         site=a.site,
         name=a.name,
         data_dir=a.data_dir,
@@ -55,6 +61,13 @@ def agent_settings(config: AgentConfig) -> AgentSettings:
         clock_policy=ClockPolicy(a.clock_policy.value),
         journal_max_bytes=a.journal_max_mb * 1024 * 1024,
     )
+    if config.kiosk is not None:
+        settings.kiosk_session_seconds = float(config.kiosk.session_seconds)
+        settings.checkin_rules = CheckinRules(
+            opens_before=timedelta(minutes=config.kiosk.checkin_opens_minutes),
+            closes_after=timedelta(minutes=config.kiosk.checkin_closes_minutes),
+        )
+    return settings
 
 
 def start(config: AgentConfig, *, clock: Clock | None = None, factory: Factory | None = None) -> RunningAgent:
@@ -70,8 +83,18 @@ def start(config: AgentConfig, *, clock: Clock | None = None, factory: Factory |
     link = AgentLink(config.mqtt, a.site, a.name, agent, clock, on_connected=agent.on_connected)
     agent.link = link
     hardware.start(agent.submit)
+    kiosk = None
+    if config.kiosk is not None:  # check-in at the torg works from here on, with or without central
+        kiosk = KioskServer(config.kiosk.socket, agent.ask_kiosk)
+        try:
+            kiosk.start()
+        except OSError:
+            hardware.stop_inputs()
+            agent.close()
+            hardware.close()
+            raise
     link.start()
-    return RunningAgent(agent, hardware, link)
+    return RunningAgent(agent, hardware, link, kiosk)
 
 
 def publish_status(running: RunningAgent) -> None:

@@ -119,9 +119,11 @@ def sim_agent_config(
     mqtt_port: int,
     pcscd: PcscDaemon,
     osdp: Mapping[str, int] | None = None,
+    kiosk: bool = False,
 ) -> Path:
     """Write <data_dir>/site.toml wiring every door of `site` to simulated hardware; the agent keeps its
-    stores in <data_dir>/agent. Pins are allocated deterministically (see PIN_POOL)."""
+    stores in <data_dir>/agent. Pins are allocated deterministically (see PIN_POOL). With `kiosk` the agent
+    also serves a kiosk at <data_dir>/kiosk.sock (its reader: `kiosk_reader_name`)."""
     if not site.doors:
         raise SimSiteError(f"site {site.site} has no doors in central's configuration")
     readers = door_readers(site, pcscd, osdp or {})
@@ -159,10 +161,32 @@ def sim_agent_config(
     lines += ["", "[site.lights]"] + [f"{q(zone.slug)} = {q(pins.take())}" for zone in site.zones]
     entrances = [door.slug for door in site.doors if door.kind is m.DoorKind.ENTRANCE]
     lines += ["", "[site.beams]"] + [f"{q(slug)} = {q(pins.take())}" for slug in entrances]
+    if kiosk:
+        kiosk_reader_name(site, pcscd, osdp or {})  # refuses a pcscd without a reader to spare
+        lines += ["", "[kiosk]", f"socket = {q(str(kiosk_socket(data_dir)))}"]
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / "site.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def kiosk_socket(data_dir: Path) -> Path:
+    """Where the simulated agent serves its kiosk (sim_agent_config(kiosk=True))."""
+    return data_dir / "kiosk.sock"
+
+
+def kiosk_slot(site: m.SiteConfig, osdp: Mapping[str, int]) -> int:
+    """The kiosk's virtual PC/SC reader: the one after the doors' (door_readers takes them in door order)."""
+    return sum(1 for door in site.doors if door.slug not in osdp)
+
+
+def kiosk_reader_name(site: m.SiteConfig, pcscd: PcscDaemon, osdp: Mapping[str, int]) -> str:
+    slot = kiosk_slot(site, osdp)
+    if slot >= pcscd.readers:
+        raise SimSiteError(
+            f"the kiosk at {site.site} needs a virtual reader of its own: start pcscd with {slot + 1} readers"
+        )
+    return pcscd.reader_name(slot)
 
 
 def default_osdp(site: m.SiteConfig) -> dict[str, int]:
@@ -328,6 +352,7 @@ class SimulatedSite:
         self.factory = MockFactory()
         self.doors: dict[str, SimDoor] = {}
         self.readers: dict[str, CardReaderTwin] = {}
+        self._kiosk_reader: CardReaderTwin | None = None
         self._running: RunningAgent | None = None
         self._fire: SimFirePanel | None = None
         self._beams: dict[str, SimBeam] = {}
@@ -369,9 +394,9 @@ class SimulatedSite:
         for thread in self._threads:
             thread.join(10)
         self._threads = []
-        for reader in self.readers.values():
+        for reader in [*self.readers.values(), *([self._kiosk_reader] if self._kiosk_reader else [])]:
             reader.close()
-        self.readers = {}
+        self.readers, self._kiosk_reader = {}, None
         running.close()
 
     def __enter__(self) -> SimulatedSite:
@@ -468,6 +493,25 @@ class SimulatedSite:
             return list(self._feedback[door])
 
     # --- people and hardware -----------------------------------------------------------------------------
+
+    @property
+    def kiosk_socket(self) -> Path:
+        """The socket the agent serves its kiosk on; SimSiteError when this site has no kiosk."""
+        if self.config.kiosk is None:
+            raise SimSiteError("this simulated site has no kiosk (sim_agent_config(kiosk=True) adds one)")
+        return self.config.kiosk.socket
+
+    @property
+    def kiosk_reader(self) -> CardReaderTwin:
+        """The kiosk's own card reader: the virtual PC/SC slot after the doors' (see kiosk_slot). The kiosk
+        is another process, so a card laid here stays until `remove()`."""
+        self.kiosk_socket  # noqa: B018 (refuses a site without a kiosk)
+        if self._kiosk_reader is None:
+            slot = sum(1 for door in self.config.doors if door.reader.kind == "pcsc")
+            if slot >= self.pcscd.readers:
+                raise SimSiteError(f"the kiosk needs a virtual reader of its own: give pcscd {slot + 1}")
+            self._kiosk_reader = PcscReaderTwin(self.pcscd, slot)
+        return self._kiosk_reader
 
     def tap(self, door: str, uid: bytes, timeout: float = TAP_TIMEOUT_S) -> None:
         """Lay a card on `door`'s reader until the agent has reacted to it (its reader shows granted,

@@ -12,6 +12,7 @@ import sys
 import typer
 
 from central.cli import app as central_app
+from kiosk.cli import app as kiosk_app
 from meraapent.agent_cli import app as agent_app
 from meraapent.keys_cli import app as keys_app
 from meraapent.sim_cli import app as sim_app
@@ -28,6 +29,7 @@ app.add_typer(agent_app, name="agent", help="The site agent on a Raspberry Pi.")
 app.add_typer(keys_app, name="keys", help="Signing keys for phone tokens.")
 app.add_typer(token_app, name="token", help="Issue and verify phone tokens.")
 app.add_typer(sim_app, name="sim", help="Simulated sites on virtual hardware.")
+app.add_typer(kiosk_app, name="kiosk", help="The touchscreen kiosk at the torg (check-in, help).")
 
 
 def main() -> None:

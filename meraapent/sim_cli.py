@@ -13,13 +13,16 @@ from __future__ import annotations
 import cmd
 import contextlib
 import json
+import re
 import shlex
 import signal
+import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Annotated, NoReturn
@@ -29,6 +32,7 @@ import typer
 
 if TYPE_CHECKING:
     from controller.clock import Clock
+    from hw_sim.pcscd import PcscDaemon
     from hw_sim.site import SimulatedSite
     from protocol import messages as m
 
@@ -36,6 +40,7 @@ app = typer.Typer(no_args_is_help=True, help="Simulated sites on virtual hardwar
 
 DEFAULT_API = "http://127.0.0.1:8000"
 SYNC_TIMEOUT_S = 30.0
+KIOSK_HOLD_S = 3.0  # long enough for pcscd to poll the virtual reader and the kiosk to answer
 LAST_EVENTS = 6
 
 
@@ -78,6 +83,12 @@ def site_command(
     commands: Annotated[
         Path | None, typer.Option("--commands", help="Read commands from this file instead of a prompt.")
     ] = None,
+    kiosk_port: Annotated[
+        int,
+        typer.Option(
+            "--kiosk-port", help="Serve the torg's kiosk to browsers on this port (textual-serve); 0: don't."
+        ),
+    ] = 0,
 ) -> None:
     """Run a simulated site agent against a running central and broker, with a prompt to play it."""
     from central.config import ConfigError, load_settings
@@ -95,7 +106,10 @@ def site_command(
     elif not sys.stdin.isatty():
         script = sys.stdin
     key_file = uid_hash_key or settings.secrets_dir / "uid-hash.key"
+    if not 0 <= kiosk_port < 65536:
+        _fail(f"--kiosk-port must be 1–65535 (or 0 for none), got {kiosk_port}")
     play = SitePlay(site, settings.mqtt_host, settings.mqtt_port, settings.data_dir, key_file, api)
+    play.kiosk_port = kiosk_port
     raise typer.Exit(play.run(at, script))
 
 
@@ -108,6 +122,7 @@ class SitePlay:
     def __init__(self, site: str, host: str, port: int, data_dir: Path, key_file: Path, api: str) -> None:
         self.site, self.host, self.port = site, host, port
         self.data_dir, self.key_file, self.api = data_dir, key_file, api.rstrip("/")
+        self.kiosk_port = 0
 
     def run(self, at: str, script: IO[str] | None) -> int:
         from controller.config import ConfigError, read_uid_hash_key
@@ -133,7 +148,7 @@ class SitePlay:
         try:
             with (
                 _stop_on_hangup(),
-                running_pcscd(export_socket=True, readers=max(2, len(config.doors))) as pcscd,
+                running_pcscd(export_socket=True, readers=max(2, len(config.doors) + 1)) as pcscd,
             ):
                 path = sim_agent_config(
                     config,
@@ -143,8 +158,12 @@ class SitePlay:
                     mqtt_port=self.port,
                     pcscd=pcscd,
                     osdp=default_osdp(config),
+                    kiosk=True,
                 )
-                with SimulatedSite(path, clock=clock, pcscd=pcscd) as sim:
+                with (
+                    SimulatedSite(path, clock=clock, pcscd=pcscd) as sim,
+                    self._kiosk_web(sim, config, pcscd),
+                ):
                     sim.wait_synced(SYNC_TIMEOUT_S)
                     console = SiteConsole(sim, config, self, log_file)
                     return console.play(script)
@@ -156,18 +175,62 @@ class SitePlay:
             if script is not None and script is not sys.stdin:
                 script.close()
 
+    @contextlib.contextmanager
+    def _kiosk_web(self, sim: SimulatedSite, config: m.SiteConfig, pcscd: PcscDaemon) -> Iterator[None]:
+        """With --kiosk-port, the torg's kiosk served to browsers beside the prompt, on the simulated agent's
+        kiosk socket and the kiosk's own virtual reader (lay a card there with `kiosk PERSON`)."""
+        if not self.kiosk_port:
+            yield
+            return
+        from hw_sim.site import default_osdp, kiosk_reader_name
+
+        reader = re.escape(kiosk_reader_name(config, pcscd, default_osdp(config)))
+        args = ["kiosk", "serve", "--host", "127.0.0.1", "--port", str(self.kiosk_port), "--site", self.site]
+        args += ["--socket", str(sim.kiosk_socket), "--reader", f"^{reader}$"]
+        log = (self.data_dir / "sim" / self.site / "kiosk.log").open("ab")
+        command = [str(Path(sys.executable).with_name("meraapent")), *args]
+        process = subprocess.Popen(  # noqa: S603 (our own command, with our own arguments)
+            command, stdout=log, stderr=log, stdin=subprocess.DEVNULL
+        )
+        try:
+            yield
+        finally:
+            process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=10)
+            log.close()
+
     def central_events(self, limit: int) -> list[dict[str, object]]:
         """The site's latest events as central stored them."""
         return _items(self._api("GET", f"/events?site={self.site}&limit={limit}"))
 
-    def issue_token(self, person_ref: str, door: str, starts_at: datetime) -> str:
-        """Ask central to issue a demo person's phone a token for `door`, valid from `starts_at` (the
-        simulated now) for an hour, as a booking system or the caretaker's page would."""
+    def book(self, person_ref: str, room: str, starts_at: datetime, minutes: int) -> int:
+        """Book `room` for a demo person from `starts_at` (in simulated time) as the booking system would;
+        returns the booking's id."""
+        person_id = self._demo_person_id(person_ref)
+        ends_at = starts_at + timedelta(minutes=minutes)
+        body = {
+            "site": self.site, "room": room, "holder_id": person_id, "title": "Demo",
+            "starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat(),
+        }  # fmt: skip
+        created = self._api("POST", "/bookings", body)
+        booking_id = created.get("id") if isinstance(created, dict) else None
+        if not isinstance(booking_id, int):
+            raise RuntimeError("central's answer holds no booking id")
+        return booking_id
+
+    def _demo_person_id(self, person_ref: str) -> object:
         found = _items(self._api("GET", f"/people?external_ref=demo:{person_ref}"))
         if not found:
             raise RuntimeError(f"central knows no demo person {person_ref}; was it seeded?")
+        return found[0]["id"]
+
+    def issue_token(self, person_ref: str, door: str, starts_at: datetime) -> str:
+        """Ask central to issue a demo person's phone a token for `door`, valid from `starts_at` (the
+        simulated now) for an hour, as a booking system or the caretaker's page would."""
+        person_id = self._demo_person_id(person_ref)
         body = {"site": self.site, "doors": [door], "minutes": 60, "starts_at": starts_at.isoformat()}
-        issued = self._api("POST", f"/people/{found[0]['id']}/tokens", body)
+        issued = self._api("POST", f"/people/{person_id}/tokens", body)
         token = issued.get("token") if isinstance(issued, dict) else None
         if not isinstance(token, str):
             raise RuntimeError("central's answer holds no token")
@@ -348,6 +411,34 @@ class SiteConsole(cmd.Cmd):
         if not all(key.isdigit() or key in "*#" for key in keys):
             raise CommandError("a keypad has the digits, * and #, e.g. `keys hovedinngang *12345678#`")
         self.sim.keys(self._door(door), keys)
+
+    def do_book(self, arg: str) -> None:
+        """book PERSON ROOM      central books ROOM for PERSON from 5 minutes from now, for an hour"""
+        who, room = self._args(arg, 2, "book PERSON ROOM")
+        ref = demo_refs().get(who.lower())
+        if ref is None:
+            raise CommandError(f"{who!r} is not a demo person; people: {', '.join(demo_refs())}")
+        rooms = {r.slug for r in self.config.rooms}
+        if room not in rooms:
+            raise CommandError(f"no room {room!r} here; rooms: {', '.join(sorted(rooms))}")
+        starts = self.sim.clock.now().replace(microsecond=0) + timedelta(minutes=5)
+        booking_id = self.play_.book(ref, room, starts, 60)
+        ref_on_wire = f"b{booking_id}"
+        self.sim.wait_for(
+            lambda: self.sim.agent.replica.booking(ref_on_wire) is not None, SYNC_TIMEOUT_S,
+            f"booking {booking_id} reaches the site",
+        )  # fmt: skip
+        local = starts.astimezone(ZoneInfo(self.config.timezone))
+        self.out.print(f"  central booked {room} for {who} from {local:%H:%M} for an hour; the site has it")
+
+    def do_kiosk(self, arg: str) -> None:
+        """kiosk PERSON|UID      hold a card to the kiosk's reader for a few seconds (to check in)"""
+        (who,) = self._args(arg, 1, "kiosk PERSON|UID")
+        reader = self.sim.kiosk_reader
+        reader.present(self._uid(who))
+        time.sleep(KIOSK_HOLD_S)
+        reader.remove()
+        self.out.print(f"  the card lay on the kiosk's reader for {KIOSK_HOLD_S:g} s (see the kiosk)")
 
     def do_scan(self, arg: str) -> None:
         """scan DOOR TEXT        show a QR code's text to the door's scanner"""
@@ -580,8 +671,8 @@ class SiteConsole(cmd.Cmd):
 
 
 COMMANDS = (
-    "tap", "pin", "keys", "scan", "qr", "push", "force", "hold", "letgo", "exit", "beam", "fire", "network",
-    "wait", "status", "people", "central", "help", "quit",
+    "tap", "pin", "keys", "book", "kiosk", "scan", "qr", "push", "force", "hold", "letgo", "exit", "beam",
+    "fire", "network", "wait", "status", "people", "central", "help", "quit",
 )  # fmt: skip
 
 
@@ -600,6 +691,13 @@ def demo_cards() -> dict[str, tuple[str, bytes, str]]:
             notes.append(f"born {person.birth_year}")
         cards[person.ref.split("-")[0]] = (person.name, bytes.fromhex(person.card_uid), ", ".join(notes))
     return cards
+
+
+def demo_refs() -> dict[str, str]:
+    """Every seeded demo person: first name -> their reference in central/seed.py."""
+    from central.seed import PEOPLE
+
+    return {person.ref.split("-")[0]: person.ref for person in PEOPLE}
 
 
 def demo_phones() -> dict[str, str]:
@@ -624,6 +722,11 @@ def describe_event(event: m.JournaledEvent, timezone: str) -> str:
         return f"{when} {state} {event.kind.value}{where}" + (f": {event.detail}" if event.detail else "")
     if isinstance(event, m.CardEnrolment):
         return f"{when} card tapped for registration at {event.door} (sent to central)"
+    if isinstance(event, m.BookingCheckIn):
+        return f"{when} booking {event.booking} checked in at the kiosk ({event.method.value})"
+    if isinstance(event, m.BookingChange):
+        done = "extended" if event.change is m.BookingChangeKind.EXTEND else "ended"
+        return f"{when} booking {event.booking} {done} at the kiosk, now ends {event.ends_at:%H:%M} UTC"
     where = f" at {event.door}" if event.door else ""
     return f"{when} {event.kind}{where}" + (f": {event.detail}" if event.detail else "")
 

@@ -134,6 +134,7 @@ class CheckInOutcome(StrEnum):
     NO_BOOKING = "no_booking"  # known person, no booking here today
     UNKNOWN = "unknown"  # card, code or QR code not recognised
     REFUSED = "refused"  # blocked card, invalid or expired QR code, ...: `reason` says which
+    TOO_MANY_TRIES = "too_many_tries"  # too many wrong booking codes: typed codes rest for a few minutes
     NOT_READY = "not_ready"  # the agent has no configuration yet
 
 

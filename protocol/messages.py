@@ -294,7 +294,13 @@ class BookingStatus(StrEnum):
     CHECKED_IN = "checked_in"
 
 
+CheckinCode = Annotated[str, Meta(pattern=r"^[0-9]{6}$")]
+
+
 class Booking(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A live booking at the site. `code` is the six-digit check-in code typed at the kiosk; `shown_as` is
+    what anyone at the torg may read about who booked it: the organisation, else the holder's first name."""
+
     ref: Ref
     room: Slug
     holders: list[Ref]
@@ -302,6 +308,8 @@ class Booking(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ends_at: UtcTime
     status: BookingStatus = BookingStatus.CONFIRMED
     title: ShortText = ""
+    code: CheckinCode | None = None
+    shown_as: ShortText = ""
 
     def __post_init__(self) -> None:
         _ordered(self.starts_at, self.ends_at, "starts_at", "ends_at")
@@ -481,7 +489,52 @@ class CardEnrolment(Message, tag="card_enrolment", frozen=True):
     uid_hash: HexDigest
 
 
-JournaledEvent = AgentEvent | CardEnrolment  # what goes through the agent's journal and outbox
+class CheckInVia(StrEnum):
+    """How a booking was checked in at the site's kiosk."""
+
+    CARD = "card"  # the holder's card at the kiosk reader
+    QR = "qr"  # the holder's phone QR code at the kiosk scanner
+    CODE = "code"  # the booking's six-digit code typed on the screen
+    KIOSK = "kiosk"  # any other way the kiosk found the booking
+
+
+class BookingCheckIn(Message, tag="booking_check_in", frozen=True):
+    """A booking checked in at the kiosk, decided by the agent from its replica (also while central was
+    unreachable). Central checks it in as of ``device_time``; a refusal is kept for the caretaker and the
+    next replica delta corrects the agent."""
+
+    event_id: uuid.UUID
+    site: Slug
+    agent: Ref
+    seq: Seq
+    device_time: UtcTime
+    booking: Ref
+    method: CheckInVia
+    person: Ref | None = None  # who identified themselves (None for a typed booking code)
+
+
+class BookingChangeKind(StrEnum):
+    EXTEND = "extend"
+    END = "end"
+
+
+class BookingChange(Message, tag="booking_change", frozen=True):
+    """A booking extended or ended early at the kiosk; ``ends_at`` is its new end (for ``end``, the moment
+    it was ended). Applied by central like the same change made on the phone page."""
+
+    event_id: uuid.UUID
+    site: Slug
+    agent: Ref
+    seq: Seq
+    device_time: UtcTime
+    booking: Ref
+    change: BookingChangeKind
+    ends_at: UtcTime
+    person: Ref | None = None
+
+
+KioskEvent = BookingCheckIn | BookingChange
+JournaledEvent = AgentEvent | CardEnrolment | KioskEvent  # what goes through the agent's journal and outbox
 
 
 class Ack(Message, tag="ack", frozen=True):

@@ -6,6 +6,7 @@
 #
 #   MERAAPENT_MQTT_PORT        broker port (default 1883); central is told the same port
 #   MERAAPENT_DEMO_HTTP_PORT   API and phone page port (default 8000)
+#   MERAAPENT_DEMO_KIOSK_PORT  the torg's touchscreen kiosk in a browser, beside the simulated site (8001)
 #   MERAAPENT_DEMO_OIDC_PORT   the local OpenID Connect provider residents sign in with (default 4100), a
 #                              stand-in for ID-porten (tests/js/oidc_provider.mjs, the npm oidc-provider)
 #   MERAAPENT_DEMO_AT          the simulated site's time: open (default: now if Heggedal is open now, else
@@ -17,6 +18,7 @@ ROOT=$PWD
 MQTT_PORT=${MERAAPENT_MQTT_PORT:-1883}
 HTTP_PORT=${MERAAPENT_DEMO_HTTP_PORT:-8000}
 OIDC_PORT=${MERAAPENT_DEMO_OIDC_PORT:-4100}
+KIOSK_PORT=${MERAAPENT_DEMO_KIOSK_PORT:-8001}
 DEMO_AT=${MERAAPENT_DEMO_AT:-open}
 SITE=heggedal
 DATA_DIR=$ROOT/var/demo
@@ -133,6 +135,7 @@ can_simulate() {
 check_port "MQTT broker" "$MQTT_PORT" MERAAPENT_MQTT_PORT "a system broker stops with: systemctl stop mosquitto"
 check_port "API server" "$HTTP_PORT" MERAAPENT_DEMO_HTTP_PORT
 check_port "OpenID Connect provider" "$OIDC_PORT" MERAAPENT_DEMO_OIDC_PORT
+check_port "kiosk" "$KIOSK_PORT" MERAAPENT_DEMO_KIOSK_PORT
 [[ -x $MERAAPENT ]] || die "$MERAAPENT is missing; run: bash scripts/bootstrap.sh"
 
 trap stop_all EXIT
@@ -183,8 +186,12 @@ cat <<EOF
       push hovedinngang          the door opens while the lock is released
       keys hovedinngang *CODE#   then  tap hovedinngang 04C0FFEE42: registers a new library card with
                                  the one-time code the phone page shows after you sign up
+      book kari moterom-1        central books Møterom 1 for Kari from 5 minutes from now, then
+      kiosk kari                 she holds her card to the kiosk to check in; the kiosk
+                                 itself is at http://127.0.0.1:$KIOSK_PORT (touch or keyboard)
       status                     doors, relays and the latest events;  central: what central stored
       help                       every command (exit buttons, forcing a door, the fire alarm, ...);  quit
 
 EOF
-"$MERAAPENT" sim site --site "$SITE" --api "http://127.0.0.1:$HTTP_PORT" --at "$DEMO_AT"
+"$MERAAPENT" sim site --site "$SITE" --api "http://127.0.0.1:$HTTP_PORT" --at "$DEMO_AT" \
+    --kiosk-port "$KIOSK_PORT"

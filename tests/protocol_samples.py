@@ -27,7 +27,13 @@ def credential(ref: str = "c1") -> m.Credential:
 
 def booking(ref: str = "b1") -> m.Booking:
     return m.Booking(
-        ref=ref, room="moterom-1", holders=["p1"], starts_at=NOW, ends_at=NOW + timedelta(hours=2)
+        ref=ref,
+        room="moterom-1",
+        holders=["p1"],
+        starts_at=NOW,
+        ends_at=NOW + timedelta(hours=2),
+        code="482615",
+        shown_as="Sjakkklubben",
     )
 
 
@@ -89,6 +95,26 @@ def all_samples() -> list[m.Message]:
             door="hovedinngang",
             code="12345678",
             uid_hash=UID_HASH,
+        ),
+        m.BookingCheckIn(
+            event_id=uuid.UUID(int=6),
+            site=site,
+            agent=agent,
+            seq=seq,
+            device_time=NOW,
+            booking="b1",
+            method=m.CheckInVia.CODE,
+        ),
+        m.BookingChange(
+            event_id=uuid.UUID(int=7),
+            site=site,
+            agent=agent,
+            seq=seq,
+            device_time=NOW,
+            booking="b1",
+            change=m.BookingChangeKind.EXTEND,
+            ends_at=NOW + timedelta(hours=3),
+            person="p1",
         ),
         m.AccessEvent(
             event_id=uuid.UUID(int=2),

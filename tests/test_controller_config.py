@@ -166,7 +166,7 @@ CASES = [
     ),
     pytest.param(
         MINIMAL + SECOND_DOOR + '\n[sites]\nfire = "GPIO4"\n',
-        "sites: unknown key (allowed here: agent, mqtt, doors, site, osdp)",
+        "sites: unknown key (allowed here: agent, mqtt, doors, site, osdp, kiosk)",
         id="unknown-section",
     ),
     pytest.param(edit('relay = "GPIO20"\n', ""), "doors[1].relay: is required", id="missing-key"),

@@ -37,11 +37,24 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from central.checkin import CheckinRules
+from central.checkin import CheckinRules, refusal
 from central.db import utcnow
-from central.models import Agent, Alarm, AlarmSeverity, Decision, Door, Event, EventKind, Person, Site
-from central.replica import credential_ref, parse_ref
-from central.services import card_enrolment, checkin
+from central.models import (
+    Agent,
+    Alarm,
+    AlarmSeverity,
+    Booking,
+    BookingStatus,
+    Decision,
+    Door,
+    Event,
+    EventKind,
+    Person,
+    Site,
+)
+from central.replica import LIVE_BOOKING_STATUSES, credential_ref, parse_ref
+from central.services import audit, booking_changes, card_enrolment, checkin, replica_log
+from central.services.errors import ConflictError, InvalidError, NotFoundError
 from central.services.replica_log import insert_ignoring_duplicates
 from protocol import codec
 from protocol import messages as m
@@ -350,6 +363,126 @@ def store_card_enrolment(
     return True
 
 
+def store_kiosk_event(
+    session: Session,
+    site_id: int,
+    e: m.BookingCheckIn | m.BookingChange,
+    received_at: datetime,
+    rules: CheckinRules,
+) -> bool:
+    """Apply a check-in, extension or early end made at the site's kiosk, exactly once (a resent event
+    finds its row and changes nothing: False). The agent decided it from its replica, maybe while central
+    was unreachable, so it is judged as of the agent's `device_time`. What central refuses (the room was
+    booked meanwhile, the booking was cancelled) is kept as a system event for the caretaker, and the
+    booking goes into the site's next replica delta so the agent takes back what it did."""
+    what = "check_in" if isinstance(e, m.BookingCheckIn) else e.change.value
+    person_id = parse_ref(e.person, "p")
+    if person_id is not None and session.get(Person, person_id) is None:
+        person_id = None
+    row = {
+        "event_id": str(e.event_id),
+        "site_id": site_id,
+        "agent_client_id": e.agent,
+        "agent_seq": e.seq,
+        "device_time": e.device_time,
+        "received_at": received_at,
+        "kind": EventKind.SYSTEM,
+        "door_slug": None,
+        "credential_ref": None,
+        "person_id": person_id,
+        "decision": None,
+        "reason": f"kiosk_{what}",
+        "data": {},
+    }
+    stmt = insert_ignoring_duplicates(session, Event, ["event_id"]).returning(Event.event_id)
+    if session.execute(stmt, [row]).first() is None:
+        return False
+    data: dict[str, Any] = {"booking_ref": e.booking, "agent_seq": e.seq}
+    if isinstance(e, m.BookingCheckIn):
+        data["method"] = e.method.value
+    else:
+        data["ends_at"] = e.ends_at.isoformat()
+    booking_id = parse_ref(e.booking, "b")
+    kind, reason = (EventKind.CHECKIN if what == "check_in" else EventKind.SYSTEM), f"kiosk_{what}"
+    try:
+        booking = _kiosk_booking(session, site_id, booking_id)
+        data["restored"] = _apply_kiosk_event(session, booking, e, rules)
+        data["outcome"] = "done"
+    except (ConflictError, InvalidError, NotFoundError) as exc:  # for the caretaker's event list
+        kind, reason = EventKind.SYSTEM, f"kiosk_{what}_refused"
+        data.update(outcome="refused", detail=str(exc)[:300])
+        if booking_id is not None and not isinstance(exc, _OtherSiteError):
+            replica_log.record_booking_change(session, booking_id)  # the agent's replica is put right
+    session.execute(
+        update(Event)
+        .where(Event.event_id == str(e.event_id))
+        .values(kind=kind, reason=reason, data=data)
+        .execution_options(synchronize_session=False)
+    )
+    log.info("ingest.kiosk", site=e.site, booking=e.booking, what=what, outcome=data["outcome"])
+    return True
+
+
+class _OtherSiteError(NotFoundError):
+    """A kiosk named a booking of another site: refused, and that site's replica is none of its business."""
+
+
+def _kiosk_booking(session: Session, site_id: int, booking_id: int | None) -> Booking:
+    booking = None if booking_id is None else session.get(Booking, booking_id)
+    if booking is None:
+        raise NotFoundError(f"booking {booking_id} does not exist")
+    if booking.room.site_id != site_id:
+        raise _OtherSiteError(f"booking {booking_id} is not at this site")
+    return booking
+
+
+def _apply_kiosk_event(
+    session: Session, booking: Booking, e: m.BookingCheckIn | m.BookingChange, rules: CheckinRules
+) -> bool:
+    """Carry the kiosk's change out; True if a booking released as a no-show had to be restored first."""
+    actor = f"kiosk:{e.site}"
+    if isinstance(e, m.BookingChange):
+        if e.person is not None and parse_ref(e.person, "p") != booking.holder_id:
+            raise ConflictError(f"only the holder of booking {booking.id} may extend or end it")
+        if e.change is m.BookingChangeKind.EXTEND:
+            booking_changes.extend_booking(session, actor, booking.id, e.ends_at, e.device_time)
+        else:
+            booking_changes.end_booking_early(session, actor, booking.id, e.device_time)
+        return False
+    restored = _restore_no_show(session, booking, e.device_time, rules, actor)
+    checkin.check_in(session, actor, booking.id, e.device_time, via="kiosk", rules=rules)
+    return restored
+
+
+def _restore_no_show(
+    session: Session, booking: Booking, checked_in_at: datetime, rules: CheckinRules, actor: str
+) -> bool:
+    """A check-in made inside the window reached central only after the no-show sweep released the booking
+    (the site was offline): the booking is confirmed again so the check-in counts, unless the room was
+    booked again meanwhile."""
+    if booking.status is not BookingStatus.NO_SHOW:
+        return False
+    if refusal(BookingStatus.CONFIRMED, booking.starts_at, checked_in_at, rules) is not None:
+        return False  # too late by the agent's own clock too: check_in refuses it as a no-show
+    taken = session.scalars(
+        select(Booking.id).where(
+            Booking.room_id == booking.room_id,
+            Booking.id != booking.id,
+            Booking.status.in_(LIVE_BOOKING_STATUSES),
+            Booking.starts_at < booking.ends_at,
+            Booking.ends_at > booking.starts_at,
+        )
+    ).first()
+    if taken is not None:
+        raise ConflictError(
+            f"booking {booking.id} was released as a no-show and its room booked again (booking {taken})"
+        )
+    booking.status = BookingStatus.CONFIRMED
+    session.flush()
+    audit.record(session, actor, "restore_no_show", "booking", booking.id, {"checked_in_at": checked_in_at})
+    return True
+
+
 # --- the worker -------------------------------------------------------------------------------------------
 
 
@@ -567,6 +700,7 @@ class IngestWorker:
         events: list[m.AgentEvent] = []
         requests: list[m.ReplicaRequest] = []
         enrolments: list[m.CardEnrolment] = []
+        kiosk: list[m.KioskEvent] = []
         enrolled = 0
         for a in accepted:
             msg, site_id = a.message, self._site_ids[a.topic.site]
@@ -590,9 +724,12 @@ class IngestWorker:
             elif isinstance(msg, m.CardEnrolment):
                 enrolled += store_card_enrolment(session, site_id, msg, received_at, self._uid_key)
                 enrolments.append(msg)
+            elif isinstance(msg, m.BookingCheckIn | m.BookingChange):
+                enrolled += store_kiosk_event(session, site_id, msg, received_at, self._checkin_rules)
+                kiosk.append(msg)
         inserted = store_events(session, events, self._site_ids, received_at, self._checkin_rules)
         acks: Acks = {}
-        for e in {e.event_id: e for e in [*events, *enrolments]}.values():
+        for e in {e.event_id: e for e in [*events, *enrolments, *kiosk]}.values():
             acks.setdefault(e.site, []).append(e.event_id)
         return acks, requests, len(inserted) + enrolled
 

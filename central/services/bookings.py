@@ -9,6 +9,7 @@ takes off the booking.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from central.db import utcnow
 from central.models import Booking, BookingStatus, Person, Room
+from central.replica import LIVE_BOOKING_STATUSES
 from central.schedules import DEFAULT_TIMEZONE
 from central.services import audit, replica_log
 from central.services.errors import ConflictError, InvalidError, NotFoundError
@@ -27,6 +29,7 @@ from central.services.sites import get_site, room_for_field
 
 MANUAL_SOURCE = "manual"
 MAX_CO_HOLDERS = 20
+CHECKIN_CODE_SPACE = 1_000_000  # six digits
 
 
 @dataclass(frozen=True)
@@ -194,11 +197,38 @@ def _logged(
     audit.record(session, actor, action, "booking", booking.id, detail)
 
 
+def new_checkin_code(session: Session, site_id: int, now: datetime) -> str:
+    """A six-digit check-in code no other live booking at the site has (typed at the site's kiosk)."""
+    while True:
+        code = f"{secrets.randbelow(CHECKIN_CODE_SPACE):06d}"
+        clash = session.scalars(
+            select(Booking.id)
+            .join(Room, Room.id == Booking.room_id)
+            .where(
+                Room.site_id == site_id,
+                Booking.checkin_code == code,
+                Booking.status.in_(LIVE_BOOKING_STATUSES),
+                Booking.ends_at > now,
+            )
+            .limit(1)
+        ).first()
+        if clash is None:
+            return code
+
+
+def _give_code(session: Session, booking: Booking, former_site_id: int | None = None) -> None:
+    """A booking gets its code when created, and a new one when it moves to another site."""
+    site_id = booking.room.site_id
+    if booking.checkin_code is None or (former_site_id is not None and former_site_id != site_id):
+        booking.checkin_code = new_checkin_code(session, site_id, utcnow())
+
+
 def create_booking(session: Session, actor: str, fields: dict[str, Any]) -> Booking:
     values = _resolve(session, fields, None)
     values.setdefault("source", MANUAL_SOURCE)
     _check_identity(session, values["source"], values.get("external_id"), None)
     booking = Booking(**values)
+    _give_code(session, booking)
     session.add(booking)
     _logged(session, actor, "create", booking, dict(fields))
     return booking
@@ -214,7 +244,9 @@ def update_booking(session: Session, actor: str, booking_id: int, changes: dict[
             values.get("external_id", booking.external_id),
             booking.id,
         )
+    site_id = booking.room.site_id
     diff, former = _apply(booking, values)
+    _give_code(session, booking, site_id)
     if diff:
         _logged(session, actor, "update", booking, diff, former)
     return booking
@@ -258,11 +290,14 @@ def upsert_external(
         values = _resolve(session, fields, None)
         values["source_ends_at"] = values.get("ends_at")
         booking = Booking(source=source, external_id=external_id, **values)
+        _give_code(session, booking)
         session.add(booking)
         _logged(session, actor, "import", booking, {"source": source, "external_id": external_id})
         return booking, True
     fields = _keep_local_end(booking, fields)
+    site_id = booking.room.site_id
     diff, former = _apply(booking, _resolve(session, fields, booking))
+    _give_code(session, booking, site_id)
     if diff:
         _logged(session, actor, "import_update", booking, diff, former)
     return booking, False

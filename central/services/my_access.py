@@ -70,6 +70,7 @@ class BookingToday:
     can_extend: bool
     can_end: bool
     is_holder: bool  # else a co-holder: may check in, not extend or end
+    checkin_code: str | None = None  # typed at the site's kiosk; None once the booking is over
 
 
 @dataclass(frozen=True)
@@ -301,4 +302,5 @@ def _booking_today(booking: Booking, now: datetime, rules: CheckinRules, is_hold
         can_extend=is_holder and live and now >= opens,
         can_end=is_holder and live and booking.starts_at < now,
         is_holder=is_holder,
+        checkin_code=booking.checkin_code if live else None,
     )

@@ -51,7 +51,11 @@ def choose_language(
 ) -> Response:
     response = RedirectResponse(_safe_next(next_url), status_code=303)
     response.set_cookie(
-        LANG_COOKIE, lang if lang in i18n.COMPLETE_LANGUAGES else i18n.DEFAULT_LANGUAGE, max_age=LANG_COOKIE_MAX_AGE, samesite="lax", httponly=True
+        LANG_COOKIE,
+        lang if lang in i18n.COMPLETE_LANGUAGES else i18n.DEFAULT_LANGUAGE,
+        max_age=LANG_COOKIE_MAX_AGE,
+        samesite="lax",
+        httponly=True,
     )
     return response
 

@@ -134,6 +134,9 @@ class BookingOut(Output):
     source: str
     external_id: str | None
     checked_in_at: datetime | None
+    checkin_code: str | None = Field(
+        description="Six digits the holder may type at the site's kiosk to check in."
+    )
     created_at: datetime
 
 
@@ -152,6 +155,7 @@ def _booking(booking: Booking) -> BookingOut:
         source=booking.source,
         external_id=booking.external_id,
         checked_in_at=booking.checked_in_at,
+        checkin_code=booking.checkin_code,
         created_at=booking.created_at,
     )
 
