@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from controller.sqlite_file import FileFormat, open_file
 from protocol import codec
@@ -90,6 +90,10 @@ class Stamp:
     agent: str
     seq: int
     event_id: uuid.UUID
+
+    def make(self, event_type: type[E], /, **fields: Any) -> E:
+        """An event of `event_type` with this stamp and the given fields."""
+        return event_type(event_id=self.event_id, site=self.site, agent=self.agent, seq=self.seq, **fields)
 
 
 class Journal:
@@ -181,11 +185,8 @@ class Journal:
     ) -> m.AccessEvent:
         """Record a decision at a door."""
         return self.record(
-            lambda s: m.AccessEvent(
-                event_id=s.event_id,
-                site=s.site,
-                agent=s.agent,
-                seq=s.seq,
+            lambda s: s.make(
+                m.AccessEvent,
                 device_time=device_time,
                 door=door,
                 decision=decision,
@@ -209,11 +210,8 @@ class Journal:
     ) -> m.AlarmEvent:
         """Record an alarm being raised (or, with ``raised=False``, cleared)."""
         return self.record(
-            lambda s: m.AlarmEvent(
-                event_id=s.event_id,
-                site=s.site,
-                agent=s.agent,
-                seq=s.seq,
+            lambda s: s.make(
+                m.AlarmEvent,
                 device_time=device_time,
                 kind=kind,
                 severity=severity,
@@ -228,11 +226,8 @@ class Journal:
     ) -> m.SystemEvent:
         """Record anything else worth keeping (agent started, replica resynced, command refused, …)."""
         return self.record(
-            lambda s: m.SystemEvent(
-                event_id=s.event_id,
-                site=s.site,
-                agent=s.agent,
-                seq=s.seq,
+            lambda s: s.make(
+                m.SystemEvent,
                 device_time=device_time,
                 kind=kind,
                 door=door,
@@ -245,11 +240,8 @@ class Journal:
     ) -> m.CardEnrolment:
         """Record a card tapped after a one-time code was typed (central registers it if the code is good)."""
         return self.record(
-            lambda s: m.CardEnrolment(
-                event_id=s.event_id,
-                site=s.site,
-                agent=s.agent,
-                seq=s.seq,
+            lambda s: s.make(
+                m.CardEnrolment,
                 device_time=device_time,
                 door=door,
                 code=code,
@@ -262,11 +254,8 @@ class Journal:
     ) -> m.BookingCheckIn:
         """Record a booking checked in at the kiosk (central checks it in as of `device_time`)."""
         return self.record(
-            lambda s: m.BookingCheckIn(
-                event_id=s.event_id,
-                site=s.site,
-                agent=s.agent,
-                seq=s.seq,
+            lambda s: s.make(
+                m.BookingCheckIn,
                 device_time=device_time,
                 booking=booking,
                 method=method,
@@ -285,11 +274,8 @@ class Journal:
     ) -> m.BookingChange:
         """Record a booking extended or ended early at the kiosk, with its new end."""
         return self.record(
-            lambda s: m.BookingChange(
-                event_id=s.event_id,
-                site=s.site,
-                agent=s.agent,
-                seq=s.seq,
+            lambda s: s.make(
+                m.BookingChange,
                 device_time=device_time,
                 booking=booking,
                 change=change,
