@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -347,6 +347,10 @@ class Agent:
             return
         self.view = view
         self.reception.view = view
+        self.desk.rules = CheckinRules(
+            opens_before=timedelta(minutes=config.checkin_opens_minutes),
+            closes_after=timedelta(minutes=config.checkin_closes_minutes),
+        )
         mono = self.clock.monotonic()
         for slug, machine in self.doors.items():
             door = view.doors.get(slug)

@@ -267,12 +267,10 @@ UNIX_SOCKET_PATH_MAX = 107  # bytes: sun_path holds 108 with the terminating NUL
 class KioskSettings(_Section, frozen=True):
     """The torg's kiosk talks to this agent over a Unix socket (protocol/kiosk.py); whoever may open the
     socket file (mode 0660: the agent's user and group) may check bookings in. No [kiosk] table: no kiosk.
-    The check-in window must be central's (MERAAPENT_CHECKIN_OPENS/CLOSES_MINUTES)."""
+    The check-in window is central's; it comes with the site configuration."""
 
     socket: Path = Path("/run/meraapent/kiosk.sock")
     session_seconds: Annotated[int, Meta(ge=10, le=3600)] = 120
-    checkin_opens_minutes: Annotated[int, Meta(ge=0, le=24 * 60)] = 15
-    checkin_closes_minutes: Annotated[int, Meta(ge=0, le=24 * 60)] = 15
 
 
 class AgentConfig(_Section, frozen=True):

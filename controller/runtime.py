@@ -12,7 +12,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from types import FrameType
 
 import structlog
@@ -24,7 +23,6 @@ from controller.config import AgentConfig
 from controller.decide import ClockPolicy
 from controller.hardware import Hardware, HardwareError
 from controller.journal import JournalError
-from controller.kiosk_desk import CheckinRules
 from controller.kiosk_server import KioskServer
 from controller.link import AgentLink, StatusReport
 from controller.replica import ReplicaError
@@ -63,10 +61,6 @@ def agent_settings(config: AgentConfig) -> AgentSettings:
     )
     if config.kiosk is not None:
         settings.kiosk_session_seconds = float(config.kiosk.session_seconds)
-        settings.checkin_rules = CheckinRules(
-            opens_before=timedelta(minutes=config.kiosk.checkin_opens_minutes),
-            closes_after=timedelta(minutes=config.kiosk.checkin_closes_minutes),
-        )
     return settings
 
 

@@ -219,6 +219,9 @@ class SiteConfig(Message, tag="site_config", frozen=True):
     caretaker_phone: ShortText = ""
     help_text_nb: Text = ""
     help_text_en: Text = ""
+    # Central's check-in window (MERAAPENT_CHECKIN_*): the kiosk at the site judges check-ins by the same one.
+    checkin_opens_minutes: Annotated[int, Meta(ge=0, le=24 * 60)] = 15
+    checkin_closes_minutes: Annotated[int, Meta(ge=0, le=24 * 60)] = 15
     max_bytes: ClassVar[int] = 1024 * 1024
 
 

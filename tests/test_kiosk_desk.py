@@ -534,3 +534,11 @@ def test_after_five_wrong_codes_typed_codes_rest_for_five_minutes_but_cards_stil
     assert torg.tap(NORA_UID).outcome is k.CheckInOutcome.CHECKED_IN  # her card is no guess
     torg.clock.advance(60)
     assert torg.check_in(code="482615").outcome is k.CheckInOutcome.ALREADY_CHECKED_IN
+
+
+def test_the_kiosk_uses_the_check_in_window_central_publishes(torg: Torg) -> None:
+    torg.at("2026-11-23T17:20")  # 40 minutes before the 18:00 meeting: too early with the default window
+    assert torg.check_in(code="482615").outcome is k.CheckInOutcome.TOO_EARLY
+    wider = heggedal_config(revision=8, checkin_opens_minutes=60)
+    torg.feed(wider)
+    assert torg.check_in(code="482615").outcome is k.CheckInOutcome.CHECKED_IN

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
 
+from central.checkin import CheckinRules
 from central.db import session_factory
 from central.models import (
     AccessGroup,
@@ -494,6 +495,10 @@ def test_site_config_carries_what_the_agent_decides_with(session: Session, world
     assert all(NOW.date() <= d < NOW.date() + timedelta(days=400) for d in config.public_holidays)
     nord.closed_on_public_holidays = False
     assert build_site_config(session, "nord", NOW).public_holidays == []
+    assert (config.checkin_opens_minutes, config.checkin_closes_minutes) == (15, 15)
+    wider = CheckinRules(opens_before=timedelta(minutes=60), closes_after=timedelta(minutes=20))
+    published = build_site_config(session, "nord", NOW, checkin=wider)
+    assert (published.checkin_opens_minutes, published.checkin_closes_minutes) == (60, 20)
 
 
 def test_revocations_list_revoked_tokens_until_they_expire(session: Session, world: World) -> None:

@@ -30,6 +30,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from central.checkin import CheckinRules
 from central.db import utcnow
 from central.gateway.link import LinkDownError, MqttLink, PublishRefusedError
 from central.models import Site
@@ -119,8 +120,10 @@ class Publisher:
         keys_provider: KeysProvider | None = None,
         poll_s: float = 0.2,
         refresh_s: float = 5.0,
+        checkin: CheckinRules | None = None,
     ) -> None:
         self._sessions = sessions
+        self._checkin = checkin
         self._link = link
         self._keys_provider = keys_provider
         self.poll_s = poll_s
@@ -243,7 +246,7 @@ class Publisher:
         keys = self._keys_provider() if self._keys_provider is not None else None
         for site in self._sites():
             with self._sessions() as session:
-                config = build_site_config(session, site, now)
+                config = build_site_config(session, site, now, checkin=self._checkin)
                 revocations = build_revocations(session, site, now)
             self._publish_retained(Channel.CONFIG, site, config, now)
             self._publish_retained(Channel.REVOCATIONS, site, revocations, now)

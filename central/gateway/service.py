@@ -76,6 +76,7 @@ class Gateway:
             keys_provider=keys_provider if keys_provider is not None else default_keys_provider(settings),
             poll_s=poll_s,
             refresh_s=refresh_s,
+            checkin=checkin_rules(settings),
         )
         self.ingest = IngestWorker(
             sessions,

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from central.checkin import CheckinRules
 from central.models import (
     AccessGroup,
     Door,
@@ -156,8 +157,12 @@ def _groups(session: Session, zones: dict[int, Zone]) -> list[m.AccessGroup]:
     ]
 
 
-def build_site_config(session: Session, site_slug: str, now: datetime, revision: int = 0) -> m.SiteConfig:
-    """The site's configuration as of `now`; `revision` is the caller's (see the module docstring)."""
+def build_site_config(
+    session: Session, site_slug: str, now: datetime, revision: int = 0, *, checkin: CheckinRules | None = None
+) -> m.SiteConfig:
+    """The site's configuration as of `now`; `revision` is the caller's (see the module docstring);
+    `checkin` is central's check-in window (default 15/15 minutes), which the site's kiosk applies too."""
+    checkin = checkin or CheckinRules()
     site = session.execute(select(Site).where(Site.slug == site_slug)).scalar_one_or_none()
     if site is None:
         raise UnknownSiteError(f"site {site_slug!r} does not exist")
@@ -181,7 +186,13 @@ def build_site_config(session: Session, site_slug: str, now: datetime, revision:
         caretaker_phone=site.caretaker_phone or "",
         help_text_nb=site.help_text_nb,
         help_text_en=site.help_text_en,
+        checkin_opens_minutes=_minutes(checkin.opens_before),
+        checkin_closes_minutes=_minutes(checkin.closes_after),
     )
+
+
+def _minutes(span: timedelta) -> int:
+    return int(span.total_seconds() // 60)
 
 
 def build_revocations(session: Session, site_slug: str, now: datetime, revision: int = 0) -> m.Revocations:
