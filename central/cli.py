@@ -115,7 +115,8 @@ def serve_command(
     ] = 300,
 ) -> None:
     """Run the REST API (OpenAPI docs at /docs), the MQTT gateway, the booking feed poller, the no-show
-    sweep and (with MERAAPENT_BOOKING_WEBHOOK_URL) the webhook sender until Ctrl-C.
+    sweep, the hourly retention sweep and (with MERAAPENT_BOOKING_WEBHOOK_URL) the webhook sender until
+    Ctrl-C.
 
     Run `meraapent central migrate` first: a server never changes the schema behind an operator's back.
     """
@@ -126,24 +127,26 @@ def serve_command(
     from central.db import ensure_migrated, make_engine
     from central.feeds.poller import start_for_app
     from central.noshow import NoShowSweeper
+    from central.retention_sweeper import RetentionSweeper
     from central.webhooks.sender import start_for_settings
 
     with cli_errors():
         settings = _settings(db, data_dir)
     with cli_errors(settings.db_url):
         engine = make_engine(settings.db_url)
-        poller = sweeper = sender = None
+        poller = sweeper = sender = retention = None
         try:
             ensure_migrated(engine)
             api = create_app(settings, engine=engine, start_gateway=not no_gateway)
             poller = start_for_app(api, feed_poll_seconds)
             sweeper = NoShowSweeper(api.state.session_factory, rules=checkin_rules(settings)).start()
             sender = start_for_settings(api.state.session_factory, settings)
+            retention = RetentionSweeper(api.state.session_factory, settings).start()
             where = _safe_url(settings.db_url)
             typer.echo(f"Central API on http://{host}:{port} (docs at /docs), database {where}")
             uvicorn.run(api, host=host, port=port, log_level="info")
         finally:
-            for worker in (poller, sweeper, sender):
+            for worker in (poller, sweeper, sender, retention):
                 if worker is not None:
                     worker.stop()
             engine.dispose()
@@ -161,3 +164,24 @@ def webhook_secret_command(data_dir: DataDirOption = None) -> None:
     with cli_errors():
         settings = _settings(data_dir=data_dir)
         typer.echo(webhook_secret(settings))
+
+
+@app.command("retention")
+def retention_command(db: DbOption = None, data_dir: DataDirOption = None) -> None:
+    """Apply retention once now: pseudonymise old access events, delete old alarms and audit entries, clear
+    who held long-ended bookings (MERAAPENT_*_RETENTION_DAYS). `central serve` does this every hour.
+    """
+    from central.db import ensure_migrated, make_engine, session_factory, utcnow
+    from central.services.retention import apply_retention
+
+    with cli_errors():
+        settings = _settings(db, data_dir)
+    with cli_errors(settings.db_url):
+        engine = make_engine(settings.db_url)
+        try:
+            ensure_migrated(engine)
+            with session_factory(engine)() as session, session.begin():
+                report = apply_retention(session, settings, utcnow())
+            typer.echo(report.summary())
+        finally:
+            engine.dispose()

@@ -17,6 +17,13 @@ from typing import Any
 ENV_PREFIX = "MERAAPENT_"
 UID_HASH_KEY_FILE = "uid-hash.key"
 UID_HASH_KEY_BYTES = 32
+# How many days each kind of personal data is kept (central.retention); each must be at least 1.
+RETENTION_FIELDS = (
+    "event_retention_days",
+    "alarm_retention_days",
+    "booking_retention_days",
+    "audit_retention_days",
+)
 
 
 class ConfigError(ValueError):
@@ -34,7 +41,10 @@ class Settings:
     mqtt_username: str | None = None
     mqtt_password: str | None = field(default=None, repr=False)
     token_issuer: str = "asker"  # noqa: S105 (an issuer name, not a secret)
-    event_retention_days: int = 30
+    event_retention_days: int = 30  # identified access events are pseudonymised after this many days
+    alarm_retention_days: int = 365  # alarms are deleted after this many days
+    booking_retention_days: int = 365  # ended bookings lose holder, co-holders, organisation and title
+    audit_retention_days: int = 730  # audit entries are deleted after this many days
     checkin_opens_minutes: int = 15  # check-in opens this long before a booking starts
     checkin_closes_minutes: int = 15  # ... and closes this long after; no check-in by then is a no-show
     booking_webhook_url: str = ""  # where booking changes (no-show, extended, ended early) are POSTed
@@ -49,10 +59,10 @@ class Settings:
             object.__setattr__(self, "db_url", default_db_url(self.data_dir))
         if not 0 < self.mqtt_port < 65536:
             raise ConfigError(f"MERAAPENT_MQTT_PORT must be 1–65535, got {self.mqtt_port}")
-        if self.event_retention_days < 1:
-            raise ConfigError(
-                f"MERAAPENT_EVENT_RETENTION_DAYS must be at least 1, got {self.event_retention_days}"
-            )
+        for name in RETENTION_FIELDS:
+            days = getattr(self, name)
+            if days < 1:
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be at least 1, got {days}")
         for name in ("checkin_opens_minutes", "checkin_closes_minutes"):
             minutes = getattr(self, name)
             if not 0 <= minutes <= 24 * 60:
@@ -86,6 +96,9 @@ _FIELDS: dict[str, type] = {
     "mqtt_password": str,
     "token_issuer": str,
     "event_retention_days": int,
+    "alarm_retention_days": int,
+    "booking_retention_days": int,
+    "audit_retention_days": int,
     "checkin_opens_minutes": int,
     "checkin_closes_minutes": int,
     "booking_webhook_url": str,

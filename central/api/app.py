@@ -21,6 +21,7 @@ from central import web
 from central.api import problems
 from central.api.routers import admin, bookings, commands, credentials, events, groups, people, sites, tokens
 from central.api.routers import feeds as ical_feeds
+from central.api.routers import privacy as privacy_inventory
 from central.api.routers import webhooks as booking_webhooks
 from central.config import Settings
 from central.db import make_engine, session_factory
@@ -91,6 +92,7 @@ def create_app(
     for module in (sites, people, credentials, tokens, groups, bookings, events, commands, admin, ical_feeds):
         app.include_router(module.router)
     app.include_router(booking_webhooks.router)
+    app.include_router(privacy_inventory.router)
     web.install(app, settings)
     app.add_api_route("/health", health, methods=["GET"], tags=["health"], summary="Is central working?")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
-from central.api.auth import Staff
-from central.api.deps import DbSession
+from central.api.auth import Admin, Staff
+from central.api.deps import AppSettings, DbSession
 from central.api.paging import Page, Paging, page_of
 from central.api.routers.common import Email, Input, Name, Output, Patch, PathId, Phone, Ref, SearchText
 from central.db import utcnow
 from central.models import Person, PersonKind
-from central.services import enrolment
+from central.services import enrolment, privacy
 from central.services import groups as groups_service
 from central.services import people as service
 
@@ -137,3 +137,23 @@ def record_guardian_consent(session: DbSession, user: Staff, person_id: PathId) 
 @router.delete("/{person_id}/guardian-consent", summary="Withdraw a guardian's consent")
 def withdraw_guardian_consent(session: DbSession, user: Staff, person_id: PathId) -> PersonOut:
     return person_out(enrolment.withdraw_guardian_consent(session, user.username, person_id, utcnow()))
+
+
+@router.get("/{person_id}/export", summary="Everything central holds about a person (right of access)")
+def export_person(session: DbSession, _: Admin, person_id: PathId) -> dict[str, Any]:
+    """Person fields, credentials (without hashes), groups, bookings held or co-held, identified access
+    events, issued tokens, phone keys, terms acceptances and audit entries about them, as JSON."""
+    return privacy.export_person(session, person_id)
+
+
+class ErasureOut(Output):
+    person_id: int
+    events_pseudonymised: int
+
+
+@router.post("/{person_id}/erase", summary="Erase a person on request (right to erasure)")
+def erase_person(session: DbSession, settings: AppSettings, user: Admin, person_id: PathId) -> ErasureOut:
+    """Deletes the person with their credentials (the sites drop them with the next replica delta) and keeps
+    their access events only pseudonymised, for statistics. Audited."""
+    events = privacy.erase_person(session, settings, user.username, person_id, utcnow())
+    return ErasureOut(person_id=person_id, events_pseudonymised=events)
