@@ -2,12 +2,11 @@
 closed (`central.checkin.checkin_rules(settings)`) are released (their access ends at the site, the room is
 free, the booking system is told through the webhook outbox) and counted as no-shows.
 
-A thread of its own, like the feed poller: a database hiccup is logged and the next round tries again.
+A thread of its own (central.periodic): a database hiccup is logged and the next round tries again.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import datetime
 
@@ -16,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from central.checkin import CheckinRules
 from central.db import utcnow
+from central.periodic import PeriodicJob
 from central.services.checkin import sweep_no_shows
 
 log = structlog.get_logger(__name__)
@@ -23,7 +23,9 @@ log = structlog.get_logger(__name__)
 DEFAULT_INTERVAL_S = 60.0
 
 
-class NoShowSweeper:
+class NoShowSweeper(PeriodicJob):
+    name = "no-show-sweeper"
+
     def __init__(
         self,
         sessions: sessionmaker[Session],
@@ -32,12 +34,10 @@ class NoShowSweeper:
         interval_s: float = DEFAULT_INTERVAL_S,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        super().__init__(interval_s)
         self._sessions = sessions
         self.rules = rules or CheckinRules()
-        self.interval_s = interval_s
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def sweep_once(self) -> list[int]:
         """One sweep; returns the ids of the bookings released now."""
@@ -47,23 +47,5 @@ class NoShowSweeper:
             log.info("noshow.released", bookings=released)
         return released
 
-    def start(self) -> NoShowSweeper:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="no-show-sweeper", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            self._stop.set()
-            thread.join(timeout_s)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sweep_once()
-            except Exception:  # the next round may well work
-                log.exception("noshow.sweep_failed")
-            self._stop.wait(self.interval_s)
+    def run_once(self) -> list[int]:
+        return self.sweep_once()

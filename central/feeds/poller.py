@@ -7,12 +7,12 @@ next one comes at the next interval.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import structlog
 
 from central.feeds.sync import FeedSyncer, SyncResult
+from central.periodic import PeriodicJob
 
 log = structlog.get_logger(__name__)
 
@@ -20,36 +20,27 @@ DEFAULT_INTERVAL_S = 300.0
 THREAD_NAME = "feed-poller"
 
 
-class FeedPoller:
+class FeedPoller(PeriodicJob):
     """Polls with `syncer` every `interval_s` seconds, the first round right after `start()`."""
+
+    name = THREAD_NAME
 
     def __init__(self, syncer: FeedSyncer, interval_s: float = DEFAULT_INTERVAL_S) -> None:
         if interval_s <= 0:
             raise ValueError(f"the feed poll interval must be positive, got {interval_s:g} s")
+        super().__init__(interval_s)
         self.syncer = syncer
-        self.interval_s = interval_s
         self.rounds = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> FeedPoller:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
-            self._thread.start()
-            log.info("feeds.poller_started", interval_s=self.interval_s)
-        return self
+    def _started(self) -> None:
+        log.info("feeds.poller_started", interval_s=self.interval_s)
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop after the feed in hand (a fetch is bounded by its timeout)."""
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            self._stop.set()
-            thread.join(timeout_s)
+        super().stop(timeout_s)
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+    def run_once(self) -> list[SyncResult]:
+        return self.poll_once()
 
     def poll_once(self) -> list[SyncResult]:
         """One round over every enabled feed (what the thread does each interval)."""
@@ -59,14 +50,6 @@ class FeedPoller:
         if failed:
             log.warning("feeds.round_done", feeds=len(results), failed=failed)
         return results
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.poll_once()
-            except Exception:  # never let the thread die: the next round may well work
-                log.exception("feeds.round_crashed")
-            self._stop.wait(self.interval_s)
 
 
 def start_for_app(app: Any, interval_s: float = DEFAULT_INTERVAL_S) -> FeedPoller:

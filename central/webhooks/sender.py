@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import ssl
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from central.config import ConfigError, Settings, read_or_create_secret
 from central.db import utcnow
+from central.periodic import PeriodicJob
 from central.webhooks import outbox, payload
 from central.webhooks.policy import is_delivered
 
@@ -109,9 +109,11 @@ class SendRound:
     pruned: int = 0
 
 
-class WebhookSender:
+class WebhookSender(PeriodicJob):
     """Sends due outbox events every `interval_s` (sooner after `poke()`); a failure ends the round, so a
     booking system that is down is knocked on once per round, not once per event."""
+
+    name = "webhook-sender"
 
     def __init__(
         self,
@@ -125,25 +127,22 @@ class WebhookSender:
         clock: Callable[[], datetime] = utcnow,
         keep_delivered: timedelta = outbox.KEEP_DELIVERED,
     ) -> None:
+        super().__init__(interval_s)
         self._sessions = sessions
         self.url = webhook_url(url)
         self._secret = secret
         self._post = poster or HttpPoster()
-        self.interval_s = interval_s
         self.batch_size = batch_size
         self._clock = clock
         self.keep_delivered = keep_delivered
         self._last_prune: datetime | None = None
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def send_once(self) -> SendRound:
         """One round: every due event in turn until none is left or one fails; then prune, at most once an
         hour. A booking's later event becomes due in the next batch, once its earlier one is delivered."""
         done = SendRound()
         failed = False
-        while not failed and not self._stop.is_set():
+        while not failed and not self.stopping:
             with self._sessions() as session, session.begin():
                 batch = outbox.next_batch(session, self._clock(), self.batch_size)
             if not batch:
@@ -175,34 +174,15 @@ class WebhookSender:
         log.warning("webhook.failed", event_id=event.event_id, error=result.error, retry_at=retry_at)
         return False
 
-    def poke(self) -> None:
-        """Send now rather than at the next interval (after a booking change)."""
-        self._wake.set()
+    def run_once(self) -> SendRound:
+        return self.send_once()
 
-    def start(self) -> WebhookSender:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="webhook-sender", daemon=True)
-            self._thread.start()
-            log.info("webhook.sender_started", host=url_host(self.url))
-        return self
+    def _started(self) -> None:
+        log.info("webhook.sender_started", host=url_host(self.url))
 
     def stop(self, timeout_s: float = 15.0) -> None:
         """Stop after the POST in hand (bounded by the poster's timeout)."""
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            self._stop.set()
-            self._wake.set()
-            thread.join(timeout_s)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.send_once()
-            except Exception:  # a database hiccup: the next round may well work
-                log.exception("webhook.round_failed")
-            self._wake.wait(self.interval_s)
-            self._wake.clear()
+        super().stop(timeout_s)
 
 
 def start_for_settings(
