@@ -211,7 +211,7 @@ def decide_card(
     target = view.door(door)
     if credential is None:
         return denied(m.Reason.UNKNOWN_CREDENTIAL)
-    refusal = _card_refusal(credential, now, clock_trusted, lockdown, pin_locked)
+    refusal = card_refusal(credential, now, clock_trusted, lockdown, pin_locked)
     if refusal is not None:
         return denied(refusal, credential)
     if not clock_trusted and clock_policy is not ClockPolicy.NORMAL:
@@ -223,9 +223,10 @@ def decide_card(
     return _with_pin(verdict, credential, pin_ok)
 
 
-def _card_refusal(
+def card_refusal(
     credential: m.Credential, now: datetime, clock_trusted: bool, lockdown: bool, pin_locked: bool
 ) -> m.Reason | None:
+    """Why this credential may not be used at all now (before any door is considered), or None."""
     if lockdown:
         return m.Reason.LOCKDOWN
     if credential.status is m.CredentialStatus.BLOCKED:

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from msgspec.structs import replace
 
-from controller.decide import SiteView, phone_credential
+from controller.decide import SiteView, card_refusal, phone_credential
 from controller.uid import CardUidError, card_uid_hash
 from protocol import kiosk as k
 from protocol import messages as m
@@ -320,21 +320,8 @@ def _refused(reason: m.Reason) -> Answer:
     return Answer(k.CheckInReply(outcome=k.CheckInOutcome.REFUSED, reason=reason.value))
 
 
-def credential_refusal(credential: m.Credential, now: datetime) -> m.Reason | None:
-    """Why this credential's person may not use it now (as at the doors: blocked, validity, consent)."""
-    if credential.status is m.CredentialStatus.BLOCKED:
-        return m.Reason.CREDENTIAL_BLOCKED
-    if credential.valid_from is not None and now < credential.valid_from:
-        return m.Reason.CREDENTIAL_NOT_YET_VALID
-    if credential.valid_until is not None and now >= credential.valid_until:
-        return m.Reason.CREDENTIAL_EXPIRED
-    if credential.consent_missing:
-        return m.Reason.CONSENT_MISSING
-    return None
-
-
 def _person(credential: m.Credential, ctx: DeskContext) -> _Who:
-    refusal = credential_refusal(credential, ctx.now)
+    refusal = card_refusal(credential, ctx.now, clock_trusted=True, lockdown=False, pin_locked=False)
     if refusal is not None:
         return _Who(credential.person, outcome=k.CheckInOutcome.REFUSED, reason=refusal)
     horizon = _day_end(ctx) - ctx.now
