@@ -316,12 +316,21 @@ def store_command_result(
     return session.execute(stmt, [row]).first() is not None
 
 
-def store_card_enrolment(
-    session: Session, site_id: int, e: m.CardEnrolment, received_at: datetime, uid_key: bytes | None
+_ActedOn = m.CardEnrolment | m.BookingCheckIn | m.BookingChange  # journaled events central acts on
+
+
+def _claim_event(
+    session: Session,
+    site_id: int,
+    e: _ActedOn,
+    received_at: datetime,
+    *,
+    reason: str,
+    door: str | None = None,
+    person_id: int | None = None,
 ) -> bool:
-    """Register the tapped card if its one-time code is good, and keep the outcome as an event for the
-    caretaker (never the code). Exactly once: a resent enrolment finds its event and changes nothing (False).
-    Codes are judged by central's clock (`received_at`), not the agent's."""
+    """Store a journaled event that central acts on as a system event, once: False when it was stored
+    before (a resend), so the caller does nothing twice. `_settle_event` records what came of it."""
     row = {
         "event_id": str(e.event_id),
         "site_id": site_id,
@@ -330,15 +339,33 @@ def store_card_enrolment(
         "device_time": e.device_time,
         "received_at": received_at,
         "kind": EventKind.SYSTEM,
-        "door_slug": e.door,
+        "door_slug": door,
         "credential_ref": None,
-        "person_id": None,
+        "person_id": person_id,
         "decision": None,
-        "reason": "card_enrolment",
+        "reason": reason,
         "data": {},
     }
     stmt = insert_ignoring_duplicates(session, Event, ["event_id"]).returning(Event.event_id)
-    if session.execute(stmt, [row]).first() is None:
+    return session.execute(stmt, [row]).first() is not None
+
+
+def _settle_event(session: Session, e: _ActedOn, **values: Any) -> None:
+    session.execute(
+        update(Event)
+        .where(Event.event_id == str(e.event_id))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def store_card_enrolment(
+    session: Session, site_id: int, e: m.CardEnrolment, received_at: datetime, uid_key: bytes | None
+) -> bool:
+    """Register the tapped card if its one-time code is good, and keep the outcome as an event for the
+    caretaker (never the code). Exactly once: a resent enrolment finds its event and changes nothing (False).
+    Codes are judged by central's clock (`received_at`), not the agent's."""
+    if not _claim_event(session, site_id, e, received_at, reason="card_enrolment", door=e.door):
         return False
     if uid_key is None:
         outcome, person_id, credential_id = "unavailable", None, None
@@ -348,16 +375,13 @@ def store_card_enrolment(
         )
         outcome, person_id, credential_id = result.outcome.value, result.person_id, result.credential_id
     ref = None if credential_id is None else credential_ref(credential_id)
-    session.execute(
-        update(Event)
-        .where(Event.event_id == str(e.event_id))
-        .values(
-            reason=f"card_enrolment_{outcome}",
-            person_id=person_id,
-            credential_ref=ref,
-            data={"outcome": outcome, "agent_seq": e.seq},
-        )
-        .execution_options(synchronize_session=False)
+    _settle_event(
+        session,
+        e,
+        reason=f"card_enrolment_{outcome}",
+        person_id=person_id,
+        credential_ref=ref,
+        data={"outcome": outcome, "agent_seq": e.seq},
     )
     log.info("ingest.card_enrolment", site=e.site, door=e.door, outcome=outcome, credential=ref)
     return True
@@ -379,23 +403,7 @@ def store_kiosk_event(
     person_id = parse_ref(e.person, "p")
     if person_id is not None and session.get(Person, person_id) is None:
         person_id = None
-    row = {
-        "event_id": str(e.event_id),
-        "site_id": site_id,
-        "agent_client_id": e.agent,
-        "agent_seq": e.seq,
-        "device_time": e.device_time,
-        "received_at": received_at,
-        "kind": EventKind.SYSTEM,
-        "door_slug": None,
-        "credential_ref": None,
-        "person_id": person_id,
-        "decision": None,
-        "reason": f"kiosk_{what}",
-        "data": {},
-    }
-    stmt = insert_ignoring_duplicates(session, Event, ["event_id"]).returning(Event.event_id)
-    if session.execute(stmt, [row]).first() is None:
+    if not _claim_event(session, site_id, e, received_at, reason=f"kiosk_{what}", person_id=person_id):
         return False
     data: dict[str, Any] = {"booking_ref": e.booking, "agent_seq": e.seq}
     if isinstance(e, m.BookingCheckIn):
@@ -413,12 +421,7 @@ def store_kiosk_event(
         data.update(outcome="refused", detail=str(exc)[:300])
         if booking_id is not None and not isinstance(exc, _OtherSiteError):
             replica_log.record_booking_change(session, booking_id)  # the agent's replica is put right
-    session.execute(
-        update(Event)
-        .where(Event.event_id == str(e.event_id))
-        .values(kind=kind, reason=reason, data=data)
-        .execution_options(synchronize_session=False)
-    )
+    _settle_event(session, e, kind=kind, reason=reason, data=data)
     log.info("ingest.kiosk", site=e.site, booking=e.booking, what=what, outcome=data["outcome"])
     return True
 
