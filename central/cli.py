@@ -185,3 +185,36 @@ def retention_command(db: DbOption = None, data_dir: DataDirOption = None) -> No
             typer.echo(report.summary())
         finally:
             engine.dispose()
+
+
+@app.command("staff-password")
+def staff_password_command(
+    username: Annotated[str, typer.Argument(help="The API user (admin or caretaker) signing in at /drift.")],
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Set the console password of an admin or caretaker (asked twice on a terminal; one line from stdin
+    otherwise). Also lifts a lockout after too many wrong tries."""
+    import sys
+
+    from central.db import ensure_migrated, make_engine, session_factory
+    from central.services.errors import ServiceError
+    from central.services.staff_sign_in import set_password
+
+    with cli_errors():
+        settings = _settings(db, data_dir)
+    if sys.stdin.isatty():
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    with cli_errors(settings.db_url):
+        engine = make_engine(settings.db_url)
+        try:
+            ensure_migrated(engine)
+            with session_factory(engine)() as session, session.begin():
+                set_password(session, "cli", username, password)
+        except ServiceError as exc:
+            _fail(str(exc))
+        finally:
+            engine.dispose()
+    typer.echo(f"console password set for {username}")

@@ -25,6 +25,8 @@ RETENTION_FIELDS = (
     "audit_retention_days",
 )
 
+SMTP_SECURITY = ("none", "starttls", "tls")
+
 
 class ConfigError(ValueError):
     """A setting has a value central cannot use; the message names the variable."""
@@ -52,6 +54,19 @@ class Settings:
     oidc_issuer: str = ""  # the OpenID Connect provider residents sign in with (ID-porten in production)
     oidc_client_id: str = ""
     oidc_client_secret: str = field(default="", repr=False)
+    # Alarms that need a person (central.notify): e-mail over SMTP and/or a webhook to the caretaker on call,
+    # escalated to the escalation addresses when nobody acknowledges within notify_escalate_minutes.
+    smtp_host: str = ""  # empty: no e-mail is sent
+    smtp_port: int = 25
+    smtp_security: str = "starttls"  # none, starttls or tls
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_from: str = "meraapent@localhost"
+    notify_email: str = ""  # the caretaker on call, comma-separated addresses
+    notify_webhook_url: str = ""  # e.g. the municipality's on-call system; HMAC-signed like booking webhooks
+    notify_escalate_minutes: int = 15  # not acknowledged by then: also to notify_escalation_email
+    notify_escalation_email: str = ""  # comma-separated
+    agent_offline_alarm_minutes: int = 2  # an agent silent (offline) this long raises an agent_offline alarm
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -67,6 +82,16 @@ class Settings:
             minutes = getattr(self, name)
             if not 0 <= minutes <= 24 * 60:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be 0–1440 minutes, got {minutes}")
+        if self.smtp_security not in SMTP_SECURITY:
+            raise ConfigError(
+                f"MERAAPENT_SMTP_SECURITY must be one of {', '.join(SMTP_SECURITY)}, got {self.smtp_security!r}"
+            )
+        if not 0 < self.smtp_port < 65536:
+            raise ConfigError(f"MERAAPENT_SMTP_PORT must be 1–65535, got {self.smtp_port}")
+        for name in ("notify_escalate_minutes", "agent_offline_alarm_minutes"):
+            minutes = getattr(self, name)
+            if not 1 <= minutes <= 24 * 60:
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be 1–1440 minutes, got {minutes}")
         if not self.token_issuer:
             raise ConfigError("MERAAPENT_TOKEN_ISSUER must not be empty")
 
@@ -106,6 +131,17 @@ _FIELDS: dict[str, type] = {
     "oidc_issuer": str,
     "oidc_client_id": str,
     "oidc_client_secret": str,
+    "smtp_host": str,
+    "smtp_port": int,
+    "smtp_security": str,
+    "smtp_username": str,
+    "smtp_password": str,
+    "smtp_from": str,
+    "notify_email": str,
+    "notify_webhook_url": str,
+    "notify_escalate_minutes": int,
+    "notify_escalation_email": str,
+    "agent_offline_alarm_minutes": int,
 }
 
 

@@ -607,7 +607,8 @@ class SiteReplicaState(Base):
 
 
 class ApiUser(Base):
-    """A caller of central's HTTP API; only the SHA-256 of its bearer token is stored."""
+    """A caller of central's HTTP API (only the SHA-256 of its bearer token is stored) and, with a password
+    (argon2id), a caretaker or admin who signs in to the console at /drift."""
 
     __tablename__ = "api_users"
 
@@ -618,6 +619,9 @@ class ApiUser(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = _created_at()
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class AuditLog(Base):

@@ -107,6 +107,19 @@ def pin_needs_rehash(pin_hash: str) -> bool:
     return _hasher.check_needs_rehash(pin_hash)
 
 
+def hash_password(password: str) -> str:
+    """An argon2id hash of a staff member's console password (same parameters as PINs)."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """Whether `password` matches; a damaged stored hash counts as no match (the account cannot sign in)."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, InvalidHashError, VerificationError):
+        return False
+
+
 def api_token_hash(token: str) -> str:
     """SHA-256 hex of a bearer token: what the api_users table stores and looks up."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()

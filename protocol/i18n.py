@@ -1,7 +1,7 @@
 """The one translation catalogue: every text a resident or caretaker reads, in the languages of Asker.
 
-Texts are gettext catalogues, one per language: protocol/locale/<lang>/LC_MESSAGES/meraapent.po, read with
-Babel, so translators use the tools they know (Poedit, Weblate). The msgid is a stable dotted key
+Texts are gettext catalogues per language: protocol/locale/<lang>/LC_MESSAGES/meraapent.po (and the
+caretakers' console in console-<area>.po beside it, bokmål and English), read with Babel, so translators use the tools they know (Poedit, Weblate). The msgid is a stable dotted key
 ("kiosk.home.tap_card"), never the Norwegian sentence, so fixing a bokmål typo does not orphan the other
 languages. It sits in protocol/ because the phone pages (central), the kiosk and the agent's reader displays
 all show the same words for the same things (a deny reason reads the same at the door, on the phone and at
@@ -57,12 +57,23 @@ def catalogue() -> Mapping[str, Mapping[str, str]]:
 
 
 def _read(lang: str) -> dict[str, str]:
-    source = resources.files("protocol").joinpath("locale", lang, "LC_MESSAGES", f"{DOMAIN}.po")
-    if not source.is_file():
+    """Every .po file of `lang`: meraapent.po (residents, kiosk, doors) and one console-<area>.po per part of
+    the caretakers' console; a key may live in one file only."""
+    folder = resources.files("protocol").joinpath("locale", lang, "LC_MESSAGES")
+    if not folder.is_dir():
         return {}
-    with source.open("rb") as fh:
-        po = read_po(fh, locale=lang, domain=DOMAIN)
-    return {str(m.id): str(m.string) for m in po if m.id and isinstance(m.string, str) and m.string}
+    texts: dict[str, str] = {}
+    for source in sorted((f for f in folder.iterdir() if f.name.endswith(".po")), key=lambda f: f.name):
+        with source.open("rb") as fh:
+            po = read_po(fh, locale=lang, domain=DOMAIN)
+        for message in po:
+            if not message.id or not isinstance(message.string, str) or not message.string:
+                continue
+            key = str(message.id)
+            if key in texts:
+                raise CatalogueError(f"catalogue: {key} is in more than one file of {lang} (again in {source.name})")
+            texts[key] = message.string
+    return texts
 
 
 def check_entry(key: str, entry: Mapping[str, str]) -> None:

@@ -31,7 +31,13 @@ def test_a_broken_entry_is_refused_with_its_key() -> None:
 def test_every_text_key_used_in_templates_and_code_is_in_the_catalogue() -> None:
     used: set[str] = set()
     pattern = re.compile(r"""\b(?:t|text|message_page\([^,]+,)\(?\s*["']([a-z_]+(?:\.[a-z_0-9]+)+)["']""")
-    sources = ("central/web/**/*.html", "central/web/**/*.py", "kiosk/**/*.py")
+    sources = (
+        "central/web/**/*.html",
+        "central/web/**/*.py",
+        "central/console/**/*.html",
+        "central/console/**/*.py",
+        "kiosk/**/*.py",
+    )
     for path in (path for pattern_ in sources for path in ROOT.glob(pattern_)):
         used.update(pattern.findall(path.read_text("utf-8")))
     assert used, "no keys found: the pattern is wrong"

@@ -17,7 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 
-from central import web
+from central import console, web
 from central.api import problems
 from central.api.routers import admin, bookings, commands, credentials, events, groups, people, sites, tokens
 from central.api.routers import feeds as ical_feeds
@@ -94,6 +94,7 @@ def create_app(
     app.include_router(booking_webhooks.router)
     app.include_router(privacy_inventory.router)
     web.install(app, settings)
+    console.install(app)
     app.add_api_route("/health", health, methods=["GET"], tags=["health"], summary="Is central working?")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
