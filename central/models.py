@@ -156,6 +156,7 @@ class ApiRole(StrEnum):
     ADMIN = "admin"
     CARETAKER = "caretaker"
     BOOKING_INTEGRATION = "booking_integration"
+    MONITORING = "monitoring"  # a Prometheus server: GET /metrics and nothing else
 
 
 def _fk(target: str, ondelete: str = "CASCADE") -> ForeignKey:

@@ -14,6 +14,8 @@ from central.api import create_app
 from central.config import Settings
 from central.db import session_factory
 from central.models import ApiRole, ApiUser
+from central.console import PREFIX as CONSOLE
+from central.console.session import current_staff
 from central.web import PREFIX
 from central.web.session import current_person
 from tests.test_api_support import TOKENS, Api, FakeGateway, make_api, make_site, problem
@@ -24,6 +26,9 @@ PUBLIC = {"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
 PUBLIC_PAGES = {
     f"/min-nokkel/{page}" for page in ("", "sprak", "logg-ut", "logg-inn", "innlogget")
 }
+# Console pages are guarded by the signed-in caretaker or admin (central.console.session.current_staff);
+# anybody may reach the way in: the start redirect, signing in and out, the language switch.
+PUBLIC_CONSOLE_PAGES = {CONSOLE, *(f"{CONSOLE}/{page}" for page in ("", "sprak", "logg-ut", "logg-inn"))}
 
 
 @pytest.fixture
@@ -47,13 +52,20 @@ def test_every_route_except_docs_and_health_has_a_role_check(tmp_path: Path) -> 
     unguarded, checked, pages = [], 0, 0
     for context in iter_route_contexts(app.routes):
         path = context.path or ""
-        if path in PUBLIC or path in PUBLIC_PAGES or path == f"{PREFIX}/static":
+        if path in PUBLIC or path in PUBLIC_PAGES or path in PUBLIC_CONSOLE_PAGES:
+            continue
+        if path in (f"{PREFIX}/static", f"{CONSOLE}/static"):
             continue
         route = context.original_route
         assert isinstance(route, APIRoute), f"unexpected route {path}"
+        if path.startswith(f"{CONSOLE}/"):
+            pages += 1
+            if not _needs(current_staff, route.dependant):
+                unguarded.append(f"{sorted(route.methods or ())} {path} (no signed-in caretaker)")
+            continue
         if path.startswith(f"{PREFIX}/"):
             pages += 1
-            if not _needs_resident(route.dependant):
+            if not _needs(current_person, route.dependant):
                 unguarded.append(f"{sorted(route.methods or ())} {path} (no signed-in resident)")
             continue
         checked += 1
@@ -63,8 +75,8 @@ def test_every_route_except_docs_and_health_has_a_role_check(tmp_path: Path) -> 
     assert unguarded == []
 
 
-def _needs_resident(dependant: Any) -> bool:
-    return any(dep.call is current_person or _needs_resident(dep) for dep in dependant.dependencies)
+def _needs(guard: Any, dependant: Any) -> bool:
+    return any(dep.call is guard or _needs(guard, dep) for dep in dependant.dependencies)
 
 
 def test_missing_unknown_or_deactivated_token_is_401_with_challenge(api: Api) -> None:

@@ -17,7 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 
-from central import console, web
+from central import console, metrics, web
 from central.api import problems
 from central.api.routers import admin, bookings, commands, credentials, events, groups, people, sites, tokens
 from central.api.routers import feeds as ical_feeds
@@ -34,7 +34,8 @@ DESCRIPTION = """Central authorisation service for meråpent (self-service) hour
 
 Authenticate with `Authorization: Bearer <token>`. Roles: **admin** (everything), **caretaker** (read
 everything but API users and the audit log; act on doors and alarms; manage people, cards and bookings),
-**booking_integration** (bookings only). Errors are RFC 9457 problem details (`application/problem+json`).
+**booking_integration** (bookings only), **monitoring** (`GET /metrics` for Prometheus, nothing else;
+admin may scrape too). Errors are RFC 9457 problem details (`application/problem+json`).
 Lists take `limit` (1–500, default 50) and `offset` and return `{items, total, limit, offset}`.
 """
 
@@ -96,6 +97,7 @@ def create_app(
     web.install(app, settings)
     console.install(app)
     app.add_api_route("/health", health, methods=["GET"], tags=["health"], summary="Is central working?")
+    metrics.install(app)  # last: its middleware is then the outermost and sees every response
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

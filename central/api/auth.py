@@ -6,7 +6,8 @@ Every endpoint declares its roles with `require(...)`; admin may always act. Rol
 - admin: everything;
 - caretaker: read everything except API users and the audit log; act on doors and alarms; manage people,
   cards, phone tokens, group membership and bookings;
-- booking_integration: bookings only.
+- booking_integration: bookings only;
+- monitoring: GET /metrics only (a Prometheus server's token; the guard is central.metrics.endpoint).
 """
 
 from __future__ import annotations

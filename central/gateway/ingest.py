@@ -543,6 +543,7 @@ class IngestWorker:
         self._site_ids: dict[str, int] = {}
         self._site_ids_loaded_at = 0.0
         self.refused: Counter[str] = Counter()
+        self.received: Counter[str] = Counter()  # by channel ("unknown" if the topic is not ours)
         self.events_inserted = 0
         self.events_duplicate = 0
         self.messages_done = 0
@@ -577,6 +578,7 @@ class IngestWorker:
             "events_duplicate": self.events_duplicate,
             "messages_done": self.messages_done,
             "refused": dict(self.refused),
+            "received": dict(self.received),
             "backlog": self.backlog,
             "last_commit_at": self.last_commit_at.isoformat() if self.last_commit_at else None,
         }
@@ -621,8 +623,10 @@ class IngestWorker:
             try:
                 parsed, message = check(item.topic, item.payload)
             except MessageRefusedError as exc:
+                self.received[_channel_of(item.topic)] += 1
                 self._refuse(item, exc.reason, str(exc))
                 continue
+            self.received[parsed.channel.value] += 1
             accepted.append(_Accepted(item, parsed, message))
         outcome = self._commit_with_retry(accepted)
         if outcome is None:  # stopping while the database is away: leave it all to redelivery
@@ -746,6 +750,14 @@ class IngestWorker:
         for start in range(0, len(unique), ACK_CHUNK):
             ack = m.Ack(site=site, event_ids=unique[start : start + ACK_CHUNK])
             self._publish(site_topic(site, Channel.ACK), codec.encode(ack))
+
+
+def _channel_of(topic: str) -> str:
+    """The channel a refused message came on, for counting (parsed again only for refusals)."""
+    try:
+        return parse_topic(topic).channel.value
+    except TopicError:
+        return "unknown"
 
 
 def _db_error(exc: SQLAlchemyError) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections import Counter
 from types import FrameType
 from typing import Any
 
@@ -89,6 +90,8 @@ class Gateway:
             checkin_rules=checkin_rules(settings),
         )
         self._started = False
+        self._commands: Counter[str] = Counter()  # "sent" / "failed", for metrics
+        self._commands_lock = threading.Lock()  # publish_command runs in the API's worker threads
 
     def start(self) -> Gateway:
         if not self._started:
@@ -117,7 +120,9 @@ class Gateway:
                 site_topic(cmd.site, Channel.COMMAND), codec.encode(cmd), timeout=COMMAND_TIMEOUT_S
             )
         except (LinkDownError, PublishRefusedError) as exc:
+            self._count_command("failed")
             raise GatewayUnavailable(f"command not sent: {exc}") from None
+        self._count_command("sent")
         log.info("gateway.command_sent", site=cmd.site, action=cmd.action, command_id=str(cmd.command_id))
 
     def status(self) -> dict[str, Any]:
@@ -128,7 +133,16 @@ class Gateway:
             "connects": self.link.connects,
             "ingest": self.ingest.status(),
             "publisher": self.publisher.status(),
+            "commands": self._command_counts(),
         }
+
+    def _count_command(self, outcome: str) -> None:
+        with self._commands_lock:
+            self._commands[outcome] += 1
+
+    def _command_counts(self) -> dict[str, int]:
+        with self._commands_lock:
+            return {"sent": self._commands["sent"], "failed": self._commands["failed"]}
 
     # --- paho network thread ---------------------------------------------------------------------------
 
