@@ -115,8 +115,8 @@ def serve_command(
     ] = 300,
 ) -> None:
     """Run the REST API (OpenAPI docs at /docs), the MQTT gateway, the booking feed poller, the no-show
-    sweep, the hourly retention sweep and (with MERAAPENT_BOOKING_WEBHOOK_URL) the webhook sender until
-    Ctrl-C.
+    sweep, the hourly retention sweep, the alarm notifier (agent watch, e-mail and webhook to the caretaker
+    on call) and (with MERAAPENT_BOOKING_WEBHOOK_URL) the webhook sender until Ctrl-C.
 
     Run `meraapent central migrate` first: a server never changes the schema behind an operator's back.
     """
@@ -127,6 +127,7 @@ def serve_command(
     from central.db import ensure_migrated, make_engine
     from central.feeds.poller import start_for_app
     from central.noshow import NoShowSweeper
+    from central.notify.job import start_for_settings as start_notifier
     from central.retention_sweeper import RetentionSweeper
     from central.webhooks.sender import start_for_settings
 
@@ -134,7 +135,7 @@ def serve_command(
         settings = _settings(db, data_dir)
     with cli_errors(settings.db_url):
         engine = make_engine(settings.db_url)
-        poller = sweeper = sender = retention = None
+        poller = sweeper = sender = retention = notifier = None
         try:
             ensure_migrated(engine)
             api = create_app(settings, engine=engine, start_gateway=not no_gateway)
@@ -142,11 +143,12 @@ def serve_command(
             sweeper = NoShowSweeper(api.state.session_factory, rules=checkin_rules(settings)).start()
             sender = start_for_settings(api.state.session_factory, settings)
             retention = RetentionSweeper(api.state.session_factory, settings).start()
+            notifier = start_notifier(api.state.session_factory, settings)
             where = _safe_url(settings.db_url)
             typer.echo(f"Central API on http://{host}:{port} (docs at /docs), database {where}")
             uvicorn.run(api, host=host, port=port, log_level="info")
         finally:
-            for worker in (poller, sweeper, sender, retention):
+            for worker in (poller, sweeper, sender, retention, notifier):
                 if worker is not None:
                     worker.stop()
             engine.dispose()

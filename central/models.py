@@ -910,3 +910,98 @@ class BookingCoHolder(Base):
 Booking.co_holders = relationship(
     Person, secondary=BookingCoHolder.__table__, order_by=Person.id, passive_deletes=True
 )
+
+
+# --- alarm notifications (appended: e-mail and webhook to the caretaker on call, central.notify) ----------
+
+
+class NotifyChannel(StrEnum):
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+
+
+class AlarmNotification(Base):
+    """The caretaker on call was told about `alarm`; repeats of the same site, door and kind soon after are
+    folded into it (`repeats`) rather than told again. `closed_at`: nothing more will be sent for it
+    (acknowledged, escalated, or a passing state that ended), so the notifier stops looking at it."""
+
+    __tablename__ = "alarm_notifications"
+    __table_args__ = (
+        Index(None, "site_id", "kind", "created_at"),
+        Index(
+            "ix_alarm_notifications_open",
+            "id",
+            sqlite_where=text("closed_at IS NULL"),
+            postgresql_where=text("closed_at IS NULL"),
+        ),
+        CheckConstraint("repeats >= 0", name="repeats_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alarm_id: Mapped[int] = mapped_column(ForeignKey("alarms.id", ondelete="CASCADE"), unique=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    door_id: Mapped[int | None] = mapped_column(ForeignKey("doors.id", ondelete="SET NULL"), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    repeats: Mapped[int] = mapped_column(Integer, default=0)
+    last_repeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    alarm: Mapped[Alarm] = relationship()
+    site: Mapped[Site] = relationship()
+    door: Mapped[Door | None] = relationship()
+
+
+class NoticedAlarm(Base):
+    """Every alarm the notifier has looked at, once: with the notification it opened or was folded into,
+    or none (no person needed, raised before notifications existed, or its notification went with the
+    first alarm when retention deleted that: the repeat stays noticed and is never told again)."""
+
+    __tablename__ = "noticed_alarms"
+
+    alarm_id: Mapped[int] = mapped_column(ForeignKey("alarms.id", ondelete="CASCADE"), primary_key=True)
+    notification_id: Mapped[int | None] = mapped_column(
+        ForeignKey("alarm_notifications.id", ondelete="SET NULL"), index=True
+    )
+    noticed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class NotificationOutbox(Base):
+    """One message to send (an e-mail to the on-call or escalation addresses, or a webhook POST), kept until
+    it is delivered or no longer worth sending (`cancelled_at`: acknowledged meanwhile, or the state passed).
+    Recipients come from the settings at send time; `message_id` is the webhook's idempotency key."""
+
+    __tablename__ = "notification_outbox"
+    __table_args__ = (
+        Index(
+            "ix_notification_outbox_pending",
+            "id",
+            sqlite_where=text("delivered_at IS NULL AND cancelled_at IS NULL"),
+            postgresql_where=text("delivered_at IS NULL AND cancelled_at IS NULL"),
+        ),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(36), unique=True)
+    notification_id: Mapped[int] = mapped_column(
+        ForeignKey("alarm_notifications.id", ondelete="CASCADE"), index=True
+    )
+    channel: Mapped[NotifyChannel] = mapped_column(str_enum(NotifyChannel, 16))
+    escalation: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+    notification: Mapped[AlarmNotification] = relationship()
+
+
+for _notify_model in (AlarmNotification, NoticedAlarm, NotificationOutbox):  # after the listener loop
+    for _prop in _notify_model.__mapper__.column_attrs:
+        if any(isinstance(col.type, UTCDateTime) for col in _prop.columns):
+            event.listen(_prop.class_attribute, "set", _aware_utc, retval=True)

@@ -21,6 +21,7 @@ from central import console, metrics, web
 from central.api import problems
 from central.api.routers import admin, bookings, commands, credentials, events, groups, people, sites, tokens
 from central.api.routers import feeds as ical_feeds
+from central.api.routers import notifications as alarm_notifications
 from central.api.routers import privacy as privacy_inventory
 from central.api.routers import webhooks as booking_webhooks
 from central.config import Settings
@@ -93,6 +94,7 @@ def create_app(
     for module in (sites, people, credentials, tokens, groups, bookings, events, commands, admin, ical_feeds):
         app.include_router(module.router)
     app.include_router(booking_webhooks.router)
+    app.include_router(alarm_notifications.router)
     app.include_router(privacy_inventory.router)
     web.install(app, settings)
     console.install(app)

@@ -91,10 +91,12 @@ def verify(secret: str, body: bytes, header: str | None) -> bool:
     return header is not None and hmac.compare_digest(sign(secret, body), header.strip())
 
 
-def headers(secret: str, event_id: str, kind: str, body: bytes) -> dict[str, str]:
+def headers(
+    secret: str, event_id: str, kind: str, body: bytes, purpose: str = "booking webhook"
+) -> dict[str, str]:
     return {
         "Content-Type": "application/json",
-        "User-Agent": "meraapent-central (booking webhook)",
+        "User-Agent": f"meraapent-central ({purpose})",
         SIGNATURE_HEADER: sign(secret, body),
         IDEMPOTENCY_HEADER: event_id,
         KIND_HEADER: kind,

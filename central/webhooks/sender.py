@@ -39,11 +39,11 @@ def webhook_secret(settings: Settings) -> str:
     return read_or_create_secret(settings.secrets_dir / WEBHOOK_KEY_FILE, WEBHOOK_KEY_BYTES).hex()
 
 
-def webhook_url(url: str) -> str:
+def webhook_url(url: str, setting: str = "MERAAPENT_BOOKING_WEBHOOK_URL") -> str:
     """The URL if it is http(s) with a host; ConfigError naming the setting otherwise."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError("MERAAPENT_BOOKING_WEBHOOK_URL must be an http:// or https:// address with a host")
+        raise ConfigError(f"{setting} must be an http:// or https:// address with a host")
     return url.strip()
 
 
