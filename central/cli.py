@@ -220,3 +220,13 @@ def staff_password_command(
         finally:
             engine.dispose()
     typer.echo(f"console password set for {username}")
+
+
+@app.command("notify-webhook-secret")
+def notify_webhook_secret_command(data_dir: DataDirOption = None) -> None:
+    """Print the secret the on-call system verifies alarm webhook signatures with (made on first use):
+    HMAC-SHA256 over the body with this text as the key, in X-Meraapent-Signature (sha256=<hex>)."""
+    from central.notify.senders import notify_webhook_secret
+
+    with cli_errors():
+        typer.echo(notify_webhook_secret(_settings(data_dir=data_dir)))

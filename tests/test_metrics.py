@@ -276,6 +276,7 @@ def test_gauge_names_and_ages_without_a_database() -> None:
         alarms=[AlarmCount("critical", "agent_offline", 1, 1)],  # a kind central raises itself is kept too
         webhooks=Backlog(0, None),
         replica=Backlog(3, now - timedelta(seconds=90)),
+        notifications=Backlog(2, now - timedelta(seconds=45), 1),
     )
     registry = CollectorRegistry()
 
@@ -291,6 +292,9 @@ def test_gauge_names_and_ages_without_a_database() -> None:
     }
     assert value(samples, "meraapent_replica_oldest_unpublished_age_seconds") == 90
     assert value(samples, "meraapent_webhook_outbox_oldest_pending_age_seconds") == 0
+    assert value(samples, "meraapent_notification_outbox_pending") == 2
+    assert value(samples, "meraapent_notification_outbox_failing") == 1
+    assert value(samples, "meraapent_notification_outbox_oldest_pending_age_seconds") == 45
     assert value(samples, "meraapent_alarms_open", severity="critical", kind="agent_offline") == 1
     assert value(samples, "meraapent_alarms_open", severity="info", kind="fire") == 0  # zeros, not gaps
 

@@ -623,3 +623,14 @@ def test_the_notifier_thread_mails_what_is_raised_while_central_serves(
         notifier.stop()
     assert not notifier.running
     assert len(mailbox.to(ON_CALL)) == 1
+
+
+def test_the_cli_prints_the_key_the_on_call_system_checks_signatures_with(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from central.cli import app as central_cli
+
+    printed = CliRunner().invoke(central_cli, ["notify-webhook-secret", "--data-dir", str(tmp_path)])
+    assert printed.exit_code == 0
+    assert printed.output.strip() == notify_webhook_secret(Settings(data_dir=tmp_path))
+    assert len(printed.output.strip()) == 64

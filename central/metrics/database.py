@@ -1,6 +1,6 @@
 """Gauges computed from the database at scrape time: agents online, open alarms, webhook and replica backlogs.
 
-Four aggregate queries per scrape, whatever the number of sites, alarms or events (bench/metrics.py measures
+Five aggregate queries per scrape, whatever the number of sites, alarms or events (bench/metrics.py measures
 it). Reading (`read_gauges`) is split from naming (`gauge_families`, pure) so the names are tested without a
 database. A database that cannot be reached does not fail the scrape: `meraapent_database_up` says 0 and
 the other metrics still come, which is what an alert wants to see.
@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from central.db import utcnow
-from central.models import Agent, Alarm, AlarmSeverity, ReplicaChange, Site, WebhookOutbox
+from central.models import Agent, Alarm, AlarmSeverity, NotificationOutbox, ReplicaChange, Site, WebhookOutbox
 from protocol.messages import AlarmKind
 
 log = structlog.get_logger(__name__)
@@ -55,6 +55,7 @@ class DatabaseGauges:
     alarms: list[AlarmCount]
     webhooks: Backlog
     replica: Backlog
+    notifications: Backlog = Backlog(0, None)
 
 
 def _ones(condition: object) -> object:
@@ -62,7 +63,7 @@ def _ones(condition: object) -> object:
 
 
 def read_gauges(session: Session) -> DatabaseGauges:
-    """The four aggregate queries of one scrape."""
+    """The five aggregate queries of one scrape."""
     agents = [
         SiteAgent(slug, bool(online), last_seen, agent_id is not None)
         for slug, agent_id, online, last_seen in session.execute(
@@ -88,11 +89,17 @@ def read_gauges(session: Session) -> DatabaseGauges:
     unpublished, oldest_change = session.execute(
         select(func.count(), func.min(ReplicaChange.created_at)).where(ReplicaChange.published_at.is_(None))
     ).one()
+    waiting = NotificationOutbox.delivered_at.is_(None) & NotificationOutbox.cancelled_at.is_(None)
+    notices, oldest_notice, notices_failing = session.execute(
+        select(func.count(), func.min(NotificationOutbox.created_at), _ones(NotificationOutbox.attempts > 0))  # type: ignore[call-overload]
+        .where(waiting)
+    ).one()
     return DatabaseGauges(
         agents=agents,
         alarms=alarms,
         webhooks=Backlog(int(pending), oldest, int(failing)),
         replica=Backlog(int(unpublished), oldest_change),
+        notifications=Backlog(int(notices), oldest_notice, int(notices_failing)),
     )
 
 
@@ -112,6 +119,21 @@ def gauge_families(gauges: DatabaseGauges, now: datetime) -> Iterator[Metric]:
         "meraapent_webhook_outbox_oldest_pending_age_seconds",
         "Age of the oldest undelivered booking webhook (0 when none waits).",
         _age(gauges.webhooks.oldest_at, now),
+    )
+    yield _gauge(
+        "meraapent_notification_outbox_pending",
+        "Alarm notifications (e-mail, webhook) to the caretaker on call not delivered yet.",
+        gauges.notifications.count,
+    )
+    yield _gauge(
+        "meraapent_notification_outbox_failing",
+        "Undelivered alarm notifications that failed at least once.",
+        gauges.notifications.failing,
+    )
+    yield _gauge(
+        "meraapent_notification_outbox_oldest_pending_age_seconds",
+        "Age of the oldest undelivered alarm notification (0 when none waits).",
+        _age(gauges.notifications.oldest_at, now),
     )
     yield _gauge(
         "meraapent_replica_changes_unpublished",

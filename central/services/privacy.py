@@ -193,7 +193,9 @@ def data_inventory(settings: Settings) -> list[DataKind]:
             f"{central}; agent journal until central acknowledges it",
         ),
         DataKind(
-            "alarm", "alarms", "door, kind, severity, times, who acknowledged and their comment",
+            "alarm", "alarms, alarm_notifications, noticed_alarms, notification_outbox",
+            "door, kind, severity, times, who acknowledged and their comment; what was sent to the "
+            "caretaker on call (site, door, kind, time: no names; addresses come from the settings)",
             "to act on forced or held-open doors and offline sites",
             f"{settings.alarm_retention_days} days, then deleted", central,
         ),
