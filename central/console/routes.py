@@ -6,9 +6,12 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
-    from central.console import account, sign_in
+    from central.console import account, overview, sign_in
+    from central.console import commands as command_pages
 
     return [
         sign_in.router,
         account.router,
+        overview.router,
+        command_pages.router,
     ]
