@@ -74,3 +74,8 @@ def list_entries(
     if until is not None:
         stmt = stmt.where(AuditLog.at < until)
     return paginate(session, stmt.order_by(AuditLog.at.desc(), AuditLog.id.desc()), limit, offset)
+
+
+def entity_names(session: Session) -> list[str]:
+    """The kinds of thing the trail has entries about (for a filter to choose from)."""
+    return list(session.scalars(select(AuditLog.entity).distinct().order_by(AuditLog.entity)))

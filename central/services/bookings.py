@@ -252,11 +252,12 @@ def update_booking(session: Session, actor: str, booking_id: int, changes: dict[
     return booking
 
 
-def cancel_booking(session: Session, actor: str, booking_id: int) -> Booking:
+def cancel_booking(session: Session, actor: str, booking_id: int, *, reason: str = "") -> Booking:
+    """Cancel (idempotent); `reason` (a caretaker's, from the console) goes into the audit row."""
     booking = get_booking(session, booking_id)
     if booking.status is not BookingStatus.CANCELLED:
         booking.status = BookingStatus.CANCELLED
-        _logged(session, actor, "cancel", booking, {})
+        _logged(session, actor, "cancel", booking, {"reason": reason} if reason else {})
     return booking
 
 

@@ -73,7 +73,10 @@ def create_person(session: Session, actor: str, fields: dict[str, Any]) -> Perso
     return person
 
 
-def update_person(session: Session, actor: str, person_id: int, changes: dict[str, Any]) -> Person:
+def update_person(
+    session: Session, actor: str, person_id: int, changes: dict[str, Any], *, reason: str = ""
+) -> Person:
+    """Change a person; `reason` (why a caretaker blocked or unblocked them) goes into the audit row."""
     person = get_person(session, person_id)
     if "external_ref" in changes:
         _check_external_ref(session, changes["external_ref"], person.id)
@@ -81,7 +84,8 @@ def update_person(session: Session, actor: str, person_id: int, changes: dict[st
     if diff:
         session.flush()
         replica_log.record_person_change(session, person.id)
-        audit.record(session, actor, "update", "person", person.id, _audit_detail(diff))
+        detail = _audit_detail(diff) | ({"reason": reason} if reason else {})
+        audit.record(session, actor, "update", "person", person.id, detail)
     return person
 
 
