@@ -158,3 +158,13 @@ def test_the_cli_sets_a_password_from_stdin_and_says_why_it_cannot(api: Api) -> 
     assert bad.exit_code == 1 and "API user 'nobody' does not exist" in bad.output
     weak = runner.invoke(central_cli, ["staff-password", ADMIN, *args], input="1234\n")
     assert weak.exit_code == 1 and "12–200 characters" in weak.output
+
+
+def test_a_form_field_far_too_long_gets_a_page_not_json(api: Api) -> None:
+    page = api.client.get("/drift/logg-inn")
+    refused = api.client.post(
+        "/drift/logg-inn", data={"username": "x" * 5000, "password": "y", "csrf": form_csrf(page.text)}
+    )
+    assert refused.status_code == 422 and refused.headers["content-type"].startswith("text/html")
+    assert "for langt eller i feil form" in refused.text
+    assert api.get("/people?limit=100000").headers["content-type"].startswith("application/problem+json")

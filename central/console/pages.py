@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -122,3 +123,14 @@ def install_error_pages(app: FastAPI) -> None:
         return await response if inspect.isawaitable(response) else response
 
     app.add_exception_handler(StarletteHTTPException, http_error)
+    api_validation = app.exception_handlers[RequestValidationError]
+
+    async def invalid_input(request: Request, exc: Exception) -> Response:
+        """A form or query a page cannot take (a field far too long, a malformed number in the URL): a page
+        saying so, not the API's problem JSON."""
+        if request.url.path.startswith(PREFIX):
+            return message_page(request, "console.error.bad_input", status_code=422)
+        response = api_validation(request, exc)
+        return await response if inspect.isawaitable(response) else response
+
+    app.add_exception_handler(RequestValidationError, invalid_input)

@@ -13,10 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from central.db import utcnow
-from central.models import Agent, Alarm, AlarmSeverity, Decision, Door, Event, EventKind
+from central.models import Agent, Alarm, AlarmSeverity, Decision, Door, Event, EventKind, Person
 from central.services import audit
 from central.services.errors import ConflictError, NotFoundError
-from central.services.query import Slice, paginate
+from central.services.query import Slice, like_pattern, paginate
 from central.services.sites import get_site
 
 
@@ -25,6 +25,7 @@ class EventFilter:
     site: str | None = None
     door: str | None = None
     person_id: int | None = None
+    person_name: str | None = None  # part of the person's name, any case (pseudonymised events never match)
     kind: EventKind | None = None
     decision: Decision | None = None
     reason: str | None = None
@@ -41,6 +42,9 @@ def list_events(session: Session, flt: EventFilter, *, limit: int, offset: int) 
         stmt = stmt.where(Event.door_slug == flt.door)
     if flt.person_id is not None:
         stmt = stmt.where(Event.person_id == flt.person_id)
+    if flt.person_name is not None:
+        named = select(Person.id).where(Person.display_name.ilike(like_pattern(flt.person_name), escape="\\"))
+        stmt = stmt.where(Event.person_id.in_(named))
     if flt.kind is not None:
         stmt = stmt.where(Event.kind == flt.kind)
     if flt.decision is not None:
@@ -106,7 +110,9 @@ def get_alarm(session: Session, alarm_id: int) -> Alarm:
     return alarm
 
 
-def acknowledge_alarm(session: Session, actor: str, alarm_id: int, comment: str) -> Alarm:
+def acknowledge_alarm(
+    session: Session, actor: str, alarm_id: int, comment: str, now: datetime | None = None
+) -> Alarm:
     """Record that `actor` has seen the alarm and what they did; an alarm is acknowledged once."""
     alarm = get_alarm(session, alarm_id)
     if alarm.acknowledged_at is not None:
@@ -114,7 +120,7 @@ def acknowledge_alarm(session: Session, actor: str, alarm_id: int, comment: str)
             f"alarm {alarm_id} was already acknowledged by {alarm.acknowledged_by} "
             f"at {alarm.acknowledged_at:%Y-%m-%d %H:%M} UTC"
         )
-    alarm.acknowledged_at = utcnow()
+    alarm.acknowledged_at = now or utcnow()
     alarm.acknowledged_by = actor
     alarm.comment = comment
     session.flush()
