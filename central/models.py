@@ -533,7 +533,8 @@ class Alarm(Base):
     cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     acknowledged_by: Mapped[str | None] = mapped_column(String(REF))
-    comment: Mapped[str] = mapped_column(Text, default="")
+    comment: Mapped[str] = mapped_column(Text, default="")  # the caretaker's, when acknowledging
+    detail: Mapped[str] = mapped_column(Text, default="", server_default="")  # what the agent said
     event_id: Mapped[str | None] = mapped_column(String(36), index=True)
 
     site: Mapped[Site] = relationship()

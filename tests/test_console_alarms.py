@@ -76,7 +76,9 @@ def add_alarm(
             cleared_at=cleared_at,
             acknowledged_at=at + timedelta(minutes=10) if acknowledged_by else None,
             acknowledged_by=acknowledged_by,
-            comment=comment,
+            # `comment`: the agent's words on an open alarm, the caretaker's on an acknowledged one
+            comment=comment if acknowledged_by else "",
+            detail="" if acknowledged_by else comment,
             event_id=event_id,
         )
         session.add(alarm)
@@ -288,3 +290,11 @@ def test_every_alarm_kind_severity_event_kind_decision_and_method_has_words_in_b
     missing = [key for key in keys if set(catalogue.get(key, {})) < {"nb", "en"}]
     assert missing == []
     assert set(ALARM_KINDS) == {*(k.value for k in AlarmKind), "agent_offline"}
+
+
+def test_acknowledging_keeps_what_the_agent_said_beside_the_caretakers_comment(api: Api) -> None:
+    forced = add_alarm(api.engine, at=T0, comment="dørkontakt åpnet uten kort")
+    assert acknowledge(api, forced, "Sjekket, ingen der").startswith("303")
+    alarm = api.get(f"/alarms/{forced}").json()
+    assert (alarm["detail"], alarm["comment"]) == ("dørkontakt åpnet uten kort", "Sjekket, ingen der")
+    assert "dørkontakt åpnet uten kort" in api.client.get(f"/drift/alarmer/{forced}").text

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
@@ -195,7 +196,8 @@ def raise_alarm(
             kind=kind,
             severity=AlarmSeverity.CRITICAL,
             raised_at=at,
-            comment=comment,
+            comment=comment,  # neither the caretaker's words ...
+            detail=comment,  # ... nor the agent's ever go into a notification
         )
         session.add(alarm)
         session.flush()
@@ -581,7 +583,19 @@ def test_alarms_from_before_notifications_existed_are_not_mailed(
     try:
         sessions = session_factory(engine)
         place = build_place(sessions)
-        raise_alarm(sessions, place, "forced_open", T0 - timedelta(days=3))
+        with engine.begin() as connection:  # the alarms table as it was at 0010 (no `detail` yet)
+            columns = ("site_id", "door_id", "kind", "severity", "raised_at", "comment")
+            old_alarms = sa.table("alarms", *(sa.column(name) for name in columns))
+            connection.execute(
+                old_alarms.insert().values(
+                    site_id=place.site_id,
+                    door_id=place.entrance,
+                    kind="forced_open",
+                    severity="critical",
+                    raised_at=T0 - timedelta(days=3),
+                    comment="",
+                )
+            )
         migrate(db_url)
         notifier = Notifier(sessions, settings_for(tmp_path, mailbox.port), clock=clock)
         assert notifier.run_once().noticed.notified == []

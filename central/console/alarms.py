@@ -89,7 +89,6 @@ def alarm_row(t: Translate, alarm: Alarm, repeats: int = 0) -> AlarmRow:
     zone = alarm.site.timezone
     severity = alarm.severity.value
     look, symbol = SEVERITY_LOOK.get(severity, ("muted", "?"))
-    acknowledged = alarm.acknowledged_at is not None
     return AlarmRow(
         id=alarm.id,
         severity=words(t, f"console.severity.{severity}", severity),
@@ -102,8 +101,8 @@ def alarm_row(t: Translate, alarm: Alarm, repeats: int = 0) -> AlarmRow:
         cleared=local_time(alarm.cleared_at, zone),
         acknowledged_at=local_time(alarm.acknowledged_at, zone),
         acknowledged_by=alarm.acknowledged_by or "",
-        comment=alarm.comment if acknowledged else "",
-        detail="" if acknowledged else alarm.comment,
+        comment=alarm.comment,
+        detail=alarm.detail,
         repeats=repeats,
     )
 

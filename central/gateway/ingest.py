@@ -244,7 +244,7 @@ def _apply_alarm(session: Session, site_id: int, e: m.AlarmEvent) -> None:
                 kind=e.kind.value,
                 severity=AlarmSeverity(e.severity.value),
                 raised_at=e.device_time,
-                comment=e.detail,
+                detail=e.detail,
                 event_id=str(e.event_id),
             )
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, joinedload
 
 from central.db import utcnow
@@ -113,17 +113,22 @@ def get_alarm(session: Session, alarm_id: int) -> Alarm:
 def acknowledge_alarm(
     session: Session, actor: str, alarm_id: int, comment: str, now: datetime | None = None
 ) -> Alarm:
-    """Record that `actor` has seen the alarm and what they did; an alarm is acknowledged once."""
+    """Record that `actor` has seen the alarm and what they did; an alarm is acknowledged once, also when two
+    caretakers press at the same moment (one conditional UPDATE: the second finds it taken)."""
+    get_alarm(session, alarm_id)
+    taken = session.execute(
+        update(Alarm)
+        .where(Alarm.id == alarm_id, Alarm.acknowledged_at.is_(None))
+        .values(acknowledged_at=now or utcnow(), acknowledged_by=actor, comment=comment)
+        .execution_options(synchronize_session=False)
+    )
     alarm = get_alarm(session, alarm_id)
-    if alarm.acknowledged_at is not None:
+    session.refresh(alarm)
+    if not getattr(taken, "rowcount", 0):
         raise ConflictError(
             f"alarm {alarm_id} was already acknowledged by {alarm.acknowledged_by} "
             f"at {alarm.acknowledged_at:%Y-%m-%d %H:%M} UTC"
         )
-    alarm.acknowledged_at = now or utcnow()
-    alarm.acknowledged_by = actor
-    alarm.comment = comment
-    session.flush()
     audit.record(session, actor, "acknowledge", "alarm", alarm.id, {"comment": comment})
     return alarm
 

@@ -112,7 +112,8 @@ class AlarmOut(Output):
     cleared_at: datetime | None
     acknowledged_at: datetime | None
     acknowledged_by: str | None
-    comment: str
+    comment: str = Field(description="The caretaker's comment when acknowledging.")
+    detail: str = Field(description="What the site agent said when it raised the alarm.")
 
 
 def _alarm(alarm: Alarm) -> AlarmOut:
@@ -127,6 +128,7 @@ def _alarm(alarm: Alarm) -> AlarmOut:
         acknowledged_at=alarm.acknowledged_at,
         acknowledged_by=alarm.acknowledged_by,
         comment=alarm.comment,
+        detail=alarm.detail,
     )
 
 
