@@ -233,6 +233,8 @@ def test_caretakers_manage_members_and_admins_the_zones_and_schedule(api: Api) -
     assert "etter starttiden" in refused(
         post(api, "/drift/admin/grupper/kveld/tider", csrf, **rows), "interval-ends-0"
     )
+    odd_day = {**rows, "weekday": ["²", "2", "4"], "ends": ["00:00", "22:00", ""]}
+    assert refused(post(api, "/drift/admin/grupper/kveld/tider", csrf, **odd_day), "interval-weekday-0")
     rows["ends"][0] = "00:00"
     assert "Ukeplanen er lagret." in done(api, post(api, "/drift/admin/grupper/kveld/tider", csrf, **rows))
     assert api.ok("GET", "/access-groups/kveld/intervals")["intervals"] == [

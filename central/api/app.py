@@ -23,6 +23,7 @@ from central.api.routers import admin, bookings, commands, credentials, events, 
 from central.api.routers import feeds as ical_feeds
 from central.api.routers import notifications as alarm_notifications
 from central.api.routers import privacy as privacy_inventory
+from central.api.routers import statistics as statistics_csv
 from central.api.routers import webhooks as booking_webhooks
 from central.config import Settings
 from central.db import make_engine, session_factory
@@ -96,6 +97,7 @@ def create_app(
     app.include_router(booking_webhooks.router)
     app.include_router(alarm_notifications.router)
     app.include_router(privacy_inventory.router)
+    app.include_router(statistics_csv.router)
     web.install(app, settings)
     console.install(app)
     app.add_api_route("/health", health, methods=["GET"], tags=["health"], summary="Is central working?")

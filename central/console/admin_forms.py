@@ -280,7 +280,7 @@ def week_rows(
         if str(index) in remove or not (start.strip() or end.strip()):
             continue
         try:
-            day = int(weekday) if weekday.isdigit() else -1
+            day = int(weekday) if weekday.isascii() and weekday.isdigit() and len(weekday) < 3 else -1
             if not 0 <= day <= 6:
                 raise form_error(f"{prefix}-weekday-{index}", "console.admin.error.out_of_range")
             opens = parse_time(start, f"{prefix}-starts-{index}")

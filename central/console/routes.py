@@ -10,6 +10,7 @@ def routers() -> list[APIRouter]:
     from central.console import alarms as alarm_pages
     from central.console import commands as command_pages
     from central.console import events as event_pages
+    from central.console import statistics as statistics_pages
     from central.console.admin_index import admin_routers
 
     return [
@@ -19,5 +20,6 @@ def routers() -> list[APIRouter]:
         event_pages.router,
         overview.router,
         command_pages.router,
+        statistics_pages.router,
         *admin_routers(),
     ]
