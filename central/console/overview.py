@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from central.api.deps import DbSession
 from central.console.door_view import AgentRow, DoorRow, EventRow, Overview, OverviewRows, SiteRow, overview
 from central.console.pages import PREFIX, Now, render, request_now
-from central.console.session import Staff, signed_in_staff
+from central.console.session import Staff
 from central.models import Agent, Alarm, Door, Event, Site, Zone
 from central.services.staff_sign_in import active_staff
 from central.web.pages import page_language
@@ -190,14 +190,11 @@ def overview_page(request: Request, session: DbSession, staff: Staff, now: Now) 
 
 
 @router.get("/oversikt/live")
-def live(request: Request, session: DbSession) -> Response:
+def live(request: Request, staff: Staff) -> Response:
     """The overview as server-sent events: the whole view in words whenever it changed.
 
-    Staff only; without a signed-in staff member the answer is 204, which tells EventSource to stop."""
-    claimed = signed_in_staff(request)
-    staff = active_staff(session, claimed.id) if claimed is not None else None
-    if staff is None:
-        return Response(status_code=204)
+    Staff only; without a signed-in staff member the answer is the redirect to the sign-in page, which is
+    not an event stream, so EventSource stops asking."""
     sessions: sessionmaker[Session] = request.app.state.session_factory
     lang = page_language(request)
 
@@ -232,7 +229,7 @@ async def stream(
     while not await request.is_disconnected():
         mark, payload = await anyio.to_thread.run_sync(poll, mark)
         if mark is None:
-            return  # signed out or deactivated: EventSource reconnects and is refused with 204
+            return  # signed out or deactivated: EventSource reconnects and is sent to sign in
         if payload is not None and payload != sent:
             sent = payload
             quiet_since = time.monotonic()

@@ -99,7 +99,9 @@ def install_error_pages(app: FastAPI) -> None:
     from central.console.session import AdminOnly, StaffCsrfRejected, StaffSignInRequired
 
     async def sign_in_required(request: Request, exc: Exception) -> Response:
-        target = request.url.path if request.method == "GET" else HOME
+        # Back to the page after signing in; not to a form's target, nor to the overview's event stream.
+        is_page = request.method == "GET" and "text/event-stream" not in request.headers.get("accept", "")
+        target = request.url.path if is_page else HOME
         return RedirectResponse(f"{SIGN_IN}?next={target}", status_code=303)
 
     async def csrf_rejected(request: Request, exc: Exception) -> Response:
