@@ -123,6 +123,15 @@ start_central() {  # in the background, its log in a file: the terminal belongs 
     die "central did not start on 127.0.0.1:$HTTP_PORT (after $tries tries; log above, all of it in var/demo/central.log)"
 }
 
+# The caretakers' console (/drift) signs in the seeded admin with a password made once for this demo.
+set_console_password() {
+    local file=$DATA_DIR/console-password
+    if [[ ! -s $file ]]; then
+        (umask 077 && "$ROOT/.venv/bin/python" -c 'import secrets; print(secrets.token_urlsafe(12))' >"$file")
+    fi
+    "$MERAAPENT" central staff-password admin <"$file" >/dev/null
+}
+
 has_signing_key() {  # central/keystore.py: keys/ACTIVE names the active signing key
     [[ -s $DATA_DIR/keys/ACTIVE ]]
 }
@@ -148,6 +157,7 @@ echo "demo: mosquitto listening on 127.0.0.1:$MQTT_PORT (log: var/demo/mosquitto
 has_signing_key || "$MERAAPENT" keys generate
 "$MERAAPENT" central seed
 mkdir -p "$DATA_DIR"
+set_console_password
 start_oidc
 start_central
 echo "demo: central listening on http://127.0.0.1:$HTTP_PORT (log: var/demo/central.log)"
@@ -159,6 +169,9 @@ cat <<EOF
   API docs        http://127.0.0.1:$HTTP_PORT/docs
   Phone page      http://127.0.0.1:$HTTP_PORT/min-nokkel/  ("Min nøkkel": sign up as voksen, any password;
                   ungdom is 16 and needs a guardian's consent, barn is 13 and is turned away)
+  Console         http://127.0.0.1:$HTTP_PORT/drift/  (caretakers: every door and alarm live, remote
+                  unlock, event log, administration, statistics; user admin, password in
+                  var/demo/console-password)
   Admin token     var/demo/admin-token  ("Authorize" in the API docs, or
                   curl -H "Authorization: Bearer \$(cat var/demo/admin-token)" http://127.0.0.1:$HTTP_PORT/...)
   Watch MQTT      mosquitto_sub -h 127.0.0.1 -p $MQTT_PORT -v -t 'meraapent/v1/#'
