@@ -84,7 +84,8 @@ class Settings:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be 0–1440 minutes, got {minutes}")
         if self.smtp_security not in SMTP_SECURITY:
             raise ConfigError(
-                f"MERAAPENT_SMTP_SECURITY must be one of {', '.join(SMTP_SECURITY)}, got {self.smtp_security!r}"
+                f"MERAAPENT_SMTP_SECURITY must be one of {', '.join(SMTP_SECURITY)}, "
+                f"got {self.smtp_security!r}"
             )
         if not 0 < self.smtp_port < 65536:
             raise ConfigError(f"MERAAPENT_SMTP_PORT must be 1–65535, got {self.smtp_port}")

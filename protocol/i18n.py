@@ -1,11 +1,11 @@
 """The one translation catalogue: every text a resident or caretaker reads, in the languages of Asker.
 
 Texts are gettext catalogues per language: protocol/locale/<lang>/LC_MESSAGES/meraapent.po (and the
-caretakers' console in console-<area>.po beside it, bokmål and English), read with Babel, so translators use the tools they know (Poedit, Weblate). The msgid is a stable dotted key
-("kiosk.home.tap_card"), never the Norwegian sentence, so fixing a bokmål typo does not orphan the other
-languages. It sits in protocol/ because the phone pages (central), the kiosk and the agent's reader displays
-all show the same words for the same things (a deny reason reads the same at the door, on the phone and at
-the kiosk).
+caretakers' console in console-<area>.po beside it, bokmål and English), read with Babel, so translators use
+the tools they know (Poedit, Weblate). The msgid is a stable dotted key ("kiosk.home.tap_card"), never the
+Norwegian sentence, so fixing a bokmål typo does not orphan the other languages. It sits in protocol/ because
+the phone pages (central), the kiosk and the agent's reader displays all show the same words for the same
+things (a deny reason reads the same at the door, on the phone and at the kiosk).
 
 Bokmål is the source and must have every key; English too (the phone pages offer both). The other languages
 may lag behind: a missing or empty text falls back to bokmål, and tests/test_i18n.py says which keys must be
@@ -71,7 +71,7 @@ def _read(lang: str) -> dict[str, str]:
                 continue
             key = str(message.id)
             if key in texts:
-                raise CatalogueError(f"catalogue: {key} is in more than one file of {lang} (again in {source.name})")
+                raise CatalogueError(f"catalogue: {key} is in two files of {lang} (again in {source.name})")
             texts[key] = message.string
     return texts
 

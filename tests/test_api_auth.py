@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from central.api import create_app
 from central.config import Settings
-from central.db import session_factory
-from central.models import ApiRole, ApiUser
 from central.console import PREFIX as CONSOLE
 from central.console.session import current_staff
+from central.db import session_factory
+from central.models import ApiRole, ApiUser
 from central.web import PREFIX
 from central.web.session import current_person
 from tests.test_api_support import TOKENS, Api, FakeGateway, make_api, make_site, problem
