@@ -230,3 +230,91 @@ def notify_webhook_secret_command(data_dir: DataDirOption = None) -> None:
 
     with cli_errors():
         typer.echo(notify_webhook_secret(_settings(data_dir=data_dir)))
+
+
+@app.command("mqtt-ca")
+def mqtt_ca_command(
+    name: Annotated[
+        list[str] | None,
+        typer.Option("--name", help="A DNS name or IP address agents reach the broker by (repeat for more)."),
+    ] = None,
+    renew_server: Annotated[
+        bool,
+        typer.Option("--renew-server", help="Issue a new server certificate and key (same names if none)."),
+    ] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Make the broker's private CA and its TLS server certificate under <data_dir>/mqtt/ (keys 0600).
+    A re-run never replaces the CA: every site trusts it."""
+    from central.mqtt_security.ca import CertificateError, make_ca, mqtt_dir
+
+    with cli_errors():
+        settings = _settings(data_dir=data_dir)
+        try:
+            report = make_ca(mqtt_dir(settings.data_dir), name or (), renew_server=renew_server)
+        except CertificateError as exc:
+            _fail(str(exc))
+        typer.echo(report.summary())
+
+
+@app.command("mqtt-config")
+def mqtt_config_command(
+    out: Annotated[Path, typer.Option("--out", help="Where to write broker/ (for the broker) and agents/.")],
+    rotate: Annotated[
+        list[str] | None, typer.Option("--rotate", help="Give this site's agent a new password (repeatable).")
+    ] = None,
+    rotate_central: Annotated[
+        bool, typer.Option("--rotate-central", help="Give central's gateway a new password.")
+    ] = False,
+    central_user: Annotated[
+        str | None,
+        typer.Option(help="Central's broker user (default: MERAAPENT_MQTT_USERNAME or 'central')."),
+    ] = None,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="The broker's TLS port.")] = 8883,
+    bind: Annotated[str, typer.Option(help="Address the broker listens on (default: all).")] = "",
+    broker_dir: Annotated[
+        Path | None, typer.Option(help="Where broker/ will be on the broker machine (default: OUT/broker).")
+    ] = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Write the broker's TLS listener, password file and per-site ACLs from central's sites, and one
+    password per site agent (kept on re-runs unless --rotate). Run `mqtt-ca` first."""
+    from sqlalchemy import select
+
+    from central.db import ensure_migrated, make_engine, session_factory
+    from central.models import Site
+    from central.mqtt_security.acl import DEFAULT_CENTRAL_USER, AclError
+    from central.mqtt_security.bundle import (
+        CENTRAL_PASSWORD_FILE,
+        BrokerOptions,
+        BundleError,
+        write_bundle,
+    )
+    from central.mqtt_security.ca import CertificateError, mqtt_dir
+    from central.mqtt_security.passwords import PasswordError
+
+    with cli_errors():
+        settings = _settings(db, data_dir)
+    with cli_errors(settings.db_url):
+        engine = make_engine(settings.db_url)
+        try:
+            ensure_migrated(engine)
+            with session_factory(engine)() as session:
+                sites = list(session.scalars(select(Site.slug)))
+        finally:
+            engine.dispose()
+        try:
+            report = write_bundle(
+                out,
+                sites,
+                ca_dir=mqtt_dir(settings.data_dir),
+                central_user=central_user or settings.mqtt_username or DEFAULT_CENTRAL_USER,
+                central_password_file=settings.secrets_dir / CENTRAL_PASSWORD_FILE,
+                options=BrokerOptions(port=port, bind=bind, broker_dir=broker_dir),
+                rotate=rotate or (),
+                rotate_central=rotate_central,
+            )
+        except (AclError, BundleError, CertificateError, PasswordError) as exc:
+            _fail(str(exc))
+        typer.echo(report.summary())

@@ -16,6 +16,7 @@ from typing import Any
 
 ENV_PREFIX = "MERAAPENT_"
 UID_HASH_KEY_FILE = "uid-hash.key"
+MQTT_PASSWORD_FILE = "mqtt-password"  # noqa: S105 (the file `meraapent central mqtt-config` writes)
 UID_HASH_KEY_BYTES = 32
 # How many days each kind of personal data is kept (central.retention); each must be at least 1.
 RETENTION_FIELDS = (
@@ -42,6 +43,8 @@ class Settings:
     mqtt_port: int = 1883
     mqtt_username: str | None = None
     mqtt_password: str | None = field(default=None, repr=False)
+    mqtt_password_file: Path | None = None  # instead of the password itself (what `mqtt-config` writes)
+    mqtt_ca_file: Path | None = None  # TLS to the broker, verified against this CA; unset: plain TCP
     token_issuer: str = "asker"  # noqa: S105 (an issuer name, not a secret)
     event_retention_days: int = 30  # identified access events are pseudonymised after this many days
     alarm_retention_days: int = 365  # alarms are deleted after this many days
@@ -96,6 +99,23 @@ class Settings:
         if not self.token_issuer:
             raise ConfigError("MERAAPENT_TOKEN_ISSUER must not be empty")
 
+    def mqtt_secret(self) -> str | None:
+        """Central's broker password: MERAAPENT_MQTT_PASSWORD, else the first line of
+        MERAAPENT_MQTT_PASSWORD_FILE, else (with a username) <data_dir>/secrets/mqtt-password when
+        `meraapent central mqtt-config` wrote one; None for an anonymous broker (the demo's)."""
+        if self.mqtt_password:
+            return self.mqtt_password
+        path = self.mqtt_password_file
+        if path is None and self.mqtt_username:
+            default = self.secrets_dir / MQTT_PASSWORD_FILE
+            path = default if default.is_file() else None
+        if path is None:
+            return None
+        try:
+            return path.read_text("utf-8").splitlines()[0].strip()
+        except (OSError, IndexError) as exc:
+            raise ConfigError(f"MERAAPENT_MQTT_PASSWORD_FILE: cannot read a password from {path}") from exc
+
     @property
     def secrets_dir(self) -> Path:
         return self.data_dir / "secrets"
@@ -120,6 +140,8 @@ _FIELDS: dict[str, type] = {
     "mqtt_port": int,
     "mqtt_username": str,
     "mqtt_password": str,
+    "mqtt_password_file": Path,
+    "mqtt_ca_file": Path,
     "token_issuer": str,
     "event_retention_days": int,
     "alarm_retention_days": int,

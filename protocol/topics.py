@@ -1,7 +1,8 @@
 """MQTT topic layout: versioned and namespaced per site so broker ACLs can be written per site.
 
-Every topic is ``meraapent/v1/site/<site>/<channel>`` (door state adds ``/<door>``). A site agent whose broker
-username is its site slug can be confined with one ACL pattern: ``meraapent/v1/site/%u/#``.
+Every topic is ``meraapent/v1/site/<site>/<channel>`` (door state adds ``/<door>``), so a site agent's broker
+user (``site-<slug>``) can be confined to its own site's channels, each in one direction only: the ACL that
+``meraapent central mqtt-config`` writes (central/mqtt_security/acl.py) lists them from this module.
 
 Which channels are retained is part of the contract: only state that stays true until replaced (site
 configuration, signing keys, the token revocation list, door state, agent status). Commands, events and card

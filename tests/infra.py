@@ -14,6 +14,7 @@ import contextlib
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import uuid
@@ -31,6 +32,7 @@ from hw_sim.broker import (
     MOSQUITTO_TEMPLATE,
     REPO_ROOT,
     MosquittoBroker,
+    find_mosquitto,
     free_port,
     mosquitto_config,
     port_accepts,
@@ -42,6 +44,7 @@ __all__ = [
     "LOOPBACK",
     "MOSQUITTO_TEMPLATE",
     "REPO_ROOT",
+    "ConfiguredMosquittoBroker",
     "MosquittoBroker",
     "PostgresCluster",
     "find_binary",
@@ -53,6 +56,33 @@ __all__ = [
     "running_postgres_cluster",
     "unique_db_name",
 ]
+
+
+@dataclass
+class ConfiguredMosquittoBroker(MosquittoBroker):
+    """A broker with a configuration of the test's own (e.g. TLS, passwords and ACLs) instead of the demo one;
+    `config` must name `self.port` in its listener and may use `self.data_dir` for persistence and log."""
+
+    config: str = ""
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(self.config)
+        with self.stderr_path.open("ab") as stderr:
+            self._process = subprocess.Popen(
+                [str(find_mosquitto()), "-c", str(self.config_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        self._wait_until_ready()
+
+    def reload(self) -> None:
+        """SIGHUP, as `systemctl reload mosquitto`: password and ACL files (and TLS key) are read again."""
+        assert self._process is not None, "the broker is not running"
+        self._process.send_signal(signal.SIGHUP)
 
 
 def find_binary(name: str) -> Path:

@@ -21,6 +21,7 @@ import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -55,6 +56,8 @@ class LinkSettings:
     client_id: str
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    # TLS, verifying the broker against this CA (e.g. the one `meraapent central mqtt-ca` made); None: plain.
+    ca_file: Path | None = None
     keepalive_s: int = 15
     session_expiry_s: int = 24 * 3600
     # How many QoS 1 messages the broker may have in flight to us (MQTT 5 Receive Maximum).
@@ -98,6 +101,8 @@ class MqttLink:
         )
         if s.username is not None:
             client.username_pw_set(s.username, s.password)
+        if s.ca_file is not None:
+            client.tls_set(ca_certs=str(s.ca_file))  # also checks the broker's name against its certificate
         client.reconnect_delay_set(s.reconnect_min_s, s.reconnect_max_s)
         client.on_socket_open = _set_nodelay
         client.on_connect = self._handle_connect
