@@ -409,7 +409,7 @@ def test_an_admin_creates_an_api_user_and_sees_the_token_once(api: Api) -> None:
     with session_scope(session_factory(api.engine)) as session:
         from central.models import ApiUser
 
-        ids = dict(session.execute(select(ApiUser.username, ApiUser.id)).tuples().all())
+        ids = {name: user_id for name, user_id in session.execute(select(ApiUser.username, ApiUser.id))}
     rotated = api.client.post(f"/drift/admin/brukere/{ids['vega-import']}/token", data={"csrf": csrf})
     assert "har fått en ny nøkkel" in rotated.text
     assert (
