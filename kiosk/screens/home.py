@@ -102,8 +102,11 @@ class HomeScreen(KioskScreen):
         self._show_programme()
 
     def show_clock(self) -> None:
+        """Called every second by the app's timer, which may still fire while the app shuts down and this
+        screen's widgets are already gone: then there is no clock to update."""
         if self._ready:
-            self.query_one("#clock", Digits).update(self._clock())
+            for clock in self.query("#clock").results(Digits):
+                clock.update(self._clock())
 
     def _site_name(self) -> str:
         today = self.kiosk.today
