@@ -16,7 +16,7 @@ turns them into the keyed hash the replica knows; neither side logs or stores th
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import msgspec
 from msgspec import Meta
@@ -24,6 +24,7 @@ from msgspec import Meta
 from protocol.messages import BookingStatus, Name, Ref, ShortText, Slug, Text, UtcTime
 
 MAX_LINE_BYTES = 256 * 1024
+T = TypeVar("T")
 CardUid = Annotated[str, Meta(pattern=r"^[0-9a-f]{8,20}$")]  # 4–10 bytes as lowercase hex
 BookingCode = Annotated[str, Meta(pattern=r"^[0-9]{6}$")]
 SessionId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
@@ -199,18 +200,23 @@ def encode(message: KioskRequest | KioskReply) -> bytes:
 
 def decode_request(line: bytes) -> Request:
     _check_size(line, "request")
-    try:
-        return _requests.decode(line.rstrip(b"\r\n"))
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise KioskProtocolError(f"not a valid kiosk request: {exc}") from None
+    return _decode(_requests, line, "request")
 
 
 def decode_reply(line: bytes) -> Reply:
     _check_size(line, "reply")
+    return _decode(_replies, line, "reply")
+
+
+def _decode(decoder: msgspec.json.Decoder[T], line: bytes, what: str) -> T:
+    """Nothing but KioskProtocolError escapes: msgspec raises UnicodeDecodeError for a string that is not
+    UTF-8, and one such line must not end the agent's kiosk server."""
     try:
-        return _replies.decode(line.rstrip(b"\r\n"))
+        return decoder.decode(line.rstrip(b"\r\n"))
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise KioskProtocolError(f"not a valid kiosk reply: {exc}") from None
+        raise KioskProtocolError(f"not a valid kiosk {what}: {exc}") from None
+    except Exception as exc:
+        raise KioskProtocolError(f"not a valid kiosk {what}: {type(exc).__name__}") from None
 
 
 def _check_size(line: bytes, what: str) -> None:
