@@ -272,3 +272,28 @@ def test_a_message_the_database_refuses_does_not_take_its_batch_down(
     assert dict(worker.refused) == {"db_error": 1}
     assert sorted(link.broker_acks) == [1, 2, 3]
     assert event_count(sessions) == 2
+
+
+def test_a_nul_character_in_an_agents_text_is_stored_as_unreadable_and_the_event_acknowledged(
+    sessions: sessionmaker[Session], world: World
+) -> None:
+    """PostgreSQL cannot hold NUL in text: refusing the event would leave it unacknowledged for ever."""
+    link = Recorder(sessions)
+    worker = IngestWorker(sessions, publish=link.publish, broker_ack=link.broker_ack)
+    forced = msgspec.structs.replace(alarm(raised=True), detail="reed\x00switch")
+    started = m.SystemEvent(
+        event_id=uuid.uuid4(), site="nord", agent="agent-nord", seq=10, device_time=NOW, kind="started",
+        detail="\x00",
+    )  # fmt: skip
+    odd_status = msgspec.structs.replace(status(online=True), software_version="1.0\x00")
+    worker.process(
+        [inbound(Channel.EVENT, forced, mid=1), inbound(Channel.EVENT, started, mid=2),
+         inbound(Channel.STATUS, odd_status, mid=3)]
+    )  # fmt: skip
+    assert sorted(map(str, link.acked)) == sorted([str(forced.event_id), str(started.event_id)])
+    assert dict(worker.refused) == {}
+    with sessions() as session:
+        assert session.execute(select(Alarm.detail)).scalar_one() == "reed\ufffdswitch"
+        details = {e.event_id: e.data["detail"] for e in session.execute(select(Event)).scalars()}
+        assert details == {str(forced.event_id): "reed\ufffdswitch", str(started.event_id): "\ufffd"}
+        assert session.execute(select(Agent.software_version)).scalar_one() == "1.0\ufffd"

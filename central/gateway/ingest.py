@@ -98,6 +98,8 @@ def check(topic: str, payload: bytes) -> tuple[ParsedTopic, m.Message]:
         message = codec.decode_for_channel(payload, parsed.channel)
     except codec.ProtocolError as exc:
         raise MessageRefusedError(exc.reason.value, str(exc)) from None
+    if NUL_ESCAPE in payload:
+        message = without_nul(message)
     site = getattr(message, "site", None)
     if site != parsed.site:
         raise MessageRefusedError(
@@ -108,6 +110,29 @@ def check(topic: str, payload: bytes) -> tuple[ParsedTopic, m.Message]:
             "door_mismatch", f"state of door {message.door!r} on the topic of door {parsed.door!r}"
         )
     return parsed, message
+
+
+NUL_ESCAPE = b"\\u0000"  # how JSON writes a NUL character inside a string (a raw NUL is not JSON)
+
+
+def without_nul(message: m.Message) -> m.Message:
+    """The message with every NUL character in its texts replaced by U+FFFD.
+
+    PostgreSQL cannot store NUL in text; refusing such an event would leave it unacknowledged, and its agent
+    would send it again for ever. A journaled event is a fact: keep it, with the one character it cannot hold
+    marked as unreadable."""
+    scrubbed = _scrub(msgspec.to_builtins(message))
+    return msgspec.convert(scrubbed, type(message), strict=False)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value
 
 
 # --- database functions -----------------------------------------------------------------------------------
