@@ -7,9 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Lint only what exists: the tree grows package by package.
 LINT_PATHS := $(wildcard protocol central meraapent controller kiosk firmware_bridge hw_sim bench tests)
-BENCHES := $(filter-out __init__,$(basename $(notdir $(wildcard bench/*.py))))
+# bench/scale*.py is `make scale` (1,000 sites, several minutes), not part of `make bench`.
+BENCHES := $(filter-out __init__ scale scale_%,$(basename $(notdir $(wildcard bench/*.py))))
 
-.PHONY: bootstrap demo test bench lint clean distclean
+.PHONY: bootstrap demo test bench lint clean distclean attacks faults
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -23,6 +24,14 @@ test: bootstrap
 bench: bootstrap
 	@$(if $(BENCHES),,echo "no benchmarks in bench/ yet" >&2;) true
 	@set -e; for name in $(BENCHES); do $(BIN)/python -m bench.$$name; done
+
+# The attack suite's long form: 10,000 fuzzed inputs per decoder, schemathesis at length (hw_sim/attacks.py).
+attacks: bootstrap
+	$(BIN)/python -m hw_sim.attacks
+
+# The fault matrix's full form (agent killed -9 100 times, a day without WAN, ...) and its table (hw_sim/faults).
+faults: bootstrap
+	$(BIN)/python -m hw_sim.faults
 
 lint: bootstrap
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -206,7 +206,11 @@ class Agent:
         for slug in doors:
             self._drive(slug, d.DoorMachine.safe_outputs())
         self._load_retained()
-        self.journal.system(clock.now(), kind="agent-started", detail=f"{len(doors)} doors")
+        try:
+            self.journal.system(clock.now(), kind="agent-started", detail=f"{len(doors)} doors")
+        except JournalFull as exc:  # a full disk must not keep the doors (and the fire release) down
+            log.error("agent.journal_full", error=str(exc))
+            self._raise_disk_alarm(str(exc))
 
     @property
     def link(self) -> Link | None:
