@@ -276,6 +276,7 @@ class Agent:
         self._reception_results(self.reception.expire())
         if mono >= self._next_site_tick:
             self._next_site_tick = mono + SITE_TICK_S
+            self._clock_trusted(self.clock.now())  # a clock at 1970 is told now, not at the next tap
             self._tick_site()
             self.outbox.pump()
         if mono >= self._next_disk_check:

@@ -22,6 +22,10 @@ from protocol import messages as m
 
 DEFAULT_MAX_SKEW = timedelta(seconds=60)
 DEFAULT_MAX_VALIDITY = timedelta(minutes=10)  # central's commands live 30 s; anything far longer is suspect
+# A used nonce is kept this long after its command expired, not merely until then: the agent's clock may jump
+# ahead (a bad NTP answer) and back, and a nonce forgotten during the jump would let a replay in once the clock
+# is back inside the command's window. Commands are a few hundred a day at most, so the store stays small.
+NONCE_KEEP = timedelta(days=30)
 
 
 class CommandRefusal(StrEnum):
@@ -91,7 +95,7 @@ class CommandGuard:
         if not verdict.accepted:
             return verdict
         self._nonces.forget_before(now)
-        if not self._nonces.add(command.nonce, command.expires_at + self.max_skew):
+        if not self._nonces.add(command.nonce, command.expires_at + self.max_skew + NONCE_KEEP):
             return CommandCheck(CommandRefusal.REPLAYED, f"nonce {command.nonce[:16]}… was already used")
         return ACCEPTED
 

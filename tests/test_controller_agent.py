@@ -373,6 +373,16 @@ def test_an_unset_clock_lets_only_staff_and_caretakers_in(site: Site, clock: Man
     assert [a.kind for a in site.link.alarms()] == [m.AlarmKind.CLOCK_UNSET]
 
 
+def test_a_clock_falling_back_to_1970_raises_its_alarm_without_waiting_for_a_tap(
+    site: Site, clock: ManualClock
+) -> None:
+    clock.set_wall(datetime(1970, 1, 1, 0, 1, tzinfo=UTC))
+    site.wait(5)
+    assert site.link is not None
+    assert [a.kind for a in site.link.alarms()] == [m.AlarmKind.CLOCK_UNSET]
+    assert site.agent.clock_alarm and site.link.access() == []
+
+
 def test_closing_time_warns_twice_then_the_empty_torg_goes_dark_and_armed(site: Site) -> None:
     assert site.link is not None
     site.wait(60)

@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 from controller.commands import (
+    NONCE_KEEP,
     CommandGuard,
     CommandRefusal,
     MemoryNonceStore,
@@ -113,15 +114,28 @@ def test_a_refused_command_does_not_use_up_its_nonce(guard: CommandGuard) -> Non
     assert guard.check(early, NOW + timedelta(minutes=5)).accepted
 
 
-def test_nonces_are_forgotten_once_their_command_could_no_longer_pass(tmp_path: Path) -> None:
+def test_nonces_are_forgotten_long_after_their_command_could_no_longer_pass(tmp_path: Path) -> None:
     store = SqliteNonceStore(tmp_path / "nonces.sqlite")
     guard = CommandGuard("heggedal", remember=store)
     for i in range(5):
         assert guard.check(command(issued_at=NOW + timedelta(seconds=i)), NOW + timedelta(seconds=i)).accepted
     assert store.count() == 5
-    later = NOW + timedelta(seconds=30 + 60 + 3)  # expiry + skew passed for the first four
+    expired = NOW + timedelta(seconds=30 + 60 + 3)  # expiry + skew passed for the first four: still kept
+    assert guard.check(command(issued_at=expired), expired).accepted
+    assert store.count() == 6
+    later = NOW + NONCE_KEEP + timedelta(seconds=30 + 60 + 3)
     assert guard.check(command(issued_at=later), later).accepted
-    assert store.count() == 2
+    assert store.count() == 3
+
+
+def test_a_replay_is_refused_after_the_clock_jumped_a_day_ahead_and_back(tmp_path: Path) -> None:
+    guard = CommandGuard("heggedal", remember=SqliteNonceStore(tmp_path / "nonces.sqlite"))
+    unlock = command()
+    assert guard.check(unlock, NOW).accepted
+    ahead = NOW + timedelta(days=1)  # a bad time answer; another command arrives meanwhile
+    assert guard.check(command(issued_at=ahead), ahead).accepted
+    back = NOW + timedelta(seconds=10)  # the clock is right again, inside the first command's window
+    assert guard.check(unlock, back).refusal is CommandRefusal.REPLAYED
 
 
 def test_the_memory_store_refuses_replays_and_forgets_too() -> None:
