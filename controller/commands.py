@@ -23,8 +23,8 @@ from protocol import messages as m
 DEFAULT_MAX_SKEW = timedelta(seconds=60)
 DEFAULT_MAX_VALIDITY = timedelta(minutes=10)  # central's commands live 30 s; anything far longer is suspect
 # A used nonce is kept this long after its command expired, not merely until then: the agent's clock may jump
-# ahead (a bad NTP answer) and back, and a nonce forgotten during the jump would let a replay in once the clock
-# is back inside the command's window. Commands are a few hundred a day at most, so the store stays small.
+# ahead (a bad NTP answer) and back, and a nonce forgotten during the jump would let a replay in when the
+# clock is back inside the command's window. Commands are a few hundred a day at most: the store stays small.
 NONCE_KEEP = timedelta(days=30)
 
 
