@@ -10,7 +10,7 @@ LINT_PATHS := $(wildcard protocol central meraapent controller kiosk firmware_br
 # bench/scale*.py is `make scale` (1,000 sites, several minutes), not part of `make bench`.
 BENCHES := $(filter-out __init__ scale scale_%,$(basename $(notdir $(wildcard bench/*.py))))
 
-.PHONY: bootstrap demo test bench lint clean distclean attacks faults
+.PHONY: bootstrap demo test bench scale lint clean distclean attacks faults
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -24,6 +24,10 @@ test: bootstrap
 bench: bootstrap
 	@$(if $(BENCHES),,echo "no benchmarks in bench/ yet" >&2;) true
 	@set -e; for name in $(BENCHES); do $(BIN)/python -m bench.$$name; done
+
+# 1,000 simulated sites against central on PostgreSQL: propagation, API latency, ingestion, memory (bench/scale.py).
+scale: bootstrap
+	$(BIN)/python -m bench.scale
 
 # The attack suite's long form: 10,000 fuzzed inputs per decoder, schemathesis at length (hw_sim/attacks.py).
 attacks: bootstrap

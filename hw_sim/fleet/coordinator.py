@@ -38,6 +38,7 @@ class _WorkerState:
     refusing: list[int] = field(default_factory=list)
     progress: dict[str, Any] = field(default_factory=dict)
     taps_done: bool = False
+    taps_sent: int = 0  # taps (one event each) of all finished tap runs
     report: dict[str, Any] | None = None
     ended: bool = False
 
@@ -146,6 +147,7 @@ class Fleet:
             w.refusing = said["counts"]
         elif kind == "taps_done":
             w.taps_done = True
+            w.taps_sent += int(said.get("taps", 0))
         elif kind == "report":
             w.report = said
 
@@ -191,6 +193,10 @@ class Fleet:
 
     def wait_taps(self, timeout: float) -> None:
         self._until(lambda: all(w.taps_done for w in self.workers), timeout, "taps finished")
+
+    def taps_sent(self) -> int:
+        """Taps of every finished tap run so far: the events central must end up holding, each once."""
+        return sum(w.taps_sent for w in self.workers)
 
     def pump_for(self, seconds: float) -> None:
         """Keep listening to the workers for a while (their progress must not pile up)."""
